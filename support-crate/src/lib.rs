@@ -1,0 +1,65 @@
+//! # parcours — the support crate of the course on parallel computing in Rust
+//!
+//! Every notebook of the course runs on a Jupyter kernel that preloads this crate and its
+//! [`prelude`], so a notebook's first cell can already time, plot, tabulate and check:
+//!
+//! ```
+//! use parcours::prelude::*;
+//!
+//! let sum: u64 = (1..=1_000u64).into_par_iter().sum();
+//! check("sum of 1..=1000", &sum, &500_500);
+//! ```
+//!
+//! ## Why a support crate, and why a `dylib`
+//! The kernel (evcxr) compiles each cell into its own shared library and links every
+//! dependency *statically into each of them*: every `static` of every crate, rayon's global
+//! thread pool included, would exist once per cell. This crate is built as
+//! `crate-type = ["rlib", "dylib"]`, which makes evcxr link it dynamically: it, and every
+//! library it re-exports, exists once per kernel. So notebooks use rayon, crossbeam, serde
+//! and plotters **through this crate** (`parcours::rayon`, ... or the prelude), never with a
+//! `:dep` of their own. `docs/kernel.md` in the repository has the measurements.
+//!
+//! ## Index
+//! The notebook toolbox, used by every module:
+//! - [`bench`] — timing with warm-up and repeated runs; results display as tables.
+//! - [`chart`] — inline SVG charts: lines, points, bars, log scales, several series.
+//! - [`display`] — tables and HTML through the kernel's display protocol; human-readable units.
+//! - [`progress`] — progress lines for long work (the kernel streams stdout line by line).
+//! - [`exercise`] — checks that compare a student's answer with the reference and say what differed.
+//!
+//! Libraries re-exported, so that cells share one copy of each:
+//! - [`rayon`] — data parallelism (parallel iterators, `join`, thread pools).
+//! - [`crossbeam`] — channels, scoped threads, lock-free structures.
+//! - [`serde`], [`serde_json`] — serialisation (in a cell, derive with
+//!   `#[serde(crate = "parcours::serde")]`).
+//! - [`plotters`] — the drawing library behind [`chart`], for plots the toolbox does not cover.
+#![warn(missing_docs)]
+
+pub mod bench;
+pub mod chart;
+pub mod display;
+pub mod exercise;
+pub mod prelude;
+pub mod progress;
+
+pub use crossbeam;
+pub use plotters;
+pub use rayon;
+pub use serde;
+pub use serde_json;
+
+/// The version of this crate, shown by [`welcome`].
+pub const VERSION: &str = env!("CARGO_PKG_VERSION");
+
+/// Prints one line saying the course kernel is ready: the crate's version and the number of
+/// threads rayon will use. Each notebook calls it in its first cell.
+///
+/// ```
+/// parcours::welcome();
+/// ```
+pub fn welcome() {
+    println!(
+        "parcours {VERSION} ready: rayon uses {} threads on this machine.",
+        rayon::current_num_threads()
+    );
+}
