@@ -26,6 +26,7 @@
 //! - [`display`] — tables and HTML through the kernel's display protocol; human-readable units.
 //! - [`progress`] — progress lines for long work (the kernel streams stdout line by line).
 //! - [`exercise`] — checks that compare a student's answer with the reference and say what differed.
+//! - [`notebook`] — what the course kernel runs at start-up (a clear message for panics).
 //!
 //! Libraries re-exported, so that cells share one copy of each:
 //! - [`rayon`] — data parallelism (parallel iterators, `join`, thread pools).
@@ -39,6 +40,7 @@ pub mod bench;
 pub mod chart;
 pub mod display;
 pub mod exercise;
+pub mod notebook;
 pub mod prelude;
 pub mod progress;
 

@@ -1,0 +1,212 @@
+#!/usr/bin/env python3
+"""Start the course kernel: evcxr_jupyter with the support crate `parcours` preloaded.
+
+Jupyter runs this script (see kernel.json) with a connection file. It
+1. takes a free *build slot*: a build directory that only this kernel uses while it runs
+   (evcxr allows one kernel per build directory). A new slot starts as a copy of a built one,
+   so compiled dependencies are reused: by restarts, and by two notebooks open at once;
+2. writes evcxr's start-up script into the slot: `:dep` on the support crate, then
+   `use parcours::prelude::*;` and `parcours::notebook::init();` (a clear message for panics);
+3. runs evcxr_jupyter and stays its parent: it forwards signals, and if evcxr dies while
+   starting (the support crate does not build), it starts evcxr again with a placeholder
+   crate whose `parcours::welcome()` shows the build error in the notebook, instead of letting
+   Jupyter restart a kernel that can never start.
+
+Environment: PARCOURS_HOME (caches, default ~/.cache/parcours), PARCOURS_EVCXR (the
+evcxr_jupyter binary), PARCOURS_SUPPORT_CRATE (the crate to preload; tests point it elsewhere).
+docs/kernel.md explains the choices and their measurements.
+"""
+
+import ctypes
+import fcntl
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parent.parent
+HOME = Path(os.environ.get("PARCOURS_HOME") or Path.home() / ".cache" / "parcours")
+EVCXR = os.environ.get("PARCOURS_EVCXR") or str(HOME / "tools" / "bin" / "evcxr_jupyter")
+SUPPORT_CRATE = Path(os.environ.get("PARCOURS_SUPPORT_CRATE") or REPO / "support-crate")
+SLOTS = HOME / "kernels"
+MAX_SLOTS = 16
+PR_SET_PDEATHSIG = 1
+
+
+def log(message):
+    print(f"[parcours kernel] {message}", file=sys.stderr, flush=True)
+
+
+def take_slot():
+    """Locks the first free slot; returns its directory and the open lock (held until exit)."""
+    SLOTS.mkdir(parents=True, exist_ok=True)
+    for number in range(MAX_SLOTS):
+        lock = open(SLOTS / f"slot-{number}.lock", "w")
+        try:
+            fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            lock.close()
+            continue
+        slot = SLOTS / f"slot-{number}"
+        build = slot / "build"
+        if not (build / "target").is_dir():
+            seed_from_built_slot(build)
+        return slot, lock
+    sys.exit(f"parcours kernel: all {MAX_SLOTS} build slots in {SLOTS} are in use; close a notebook")
+
+
+def seed_from_built_slot(build):
+    """Copies the compiled dependencies of the first built slot, so this one starts warm."""
+    for number in range(MAX_SLOTS):
+        source = SLOTS / f"slot-{number}" / "build" / "target"
+        if source.is_dir() and source.parent != build:
+            shutil.rmtree(build, ignore_errors=True)
+            build.mkdir(parents=True)
+            started = time.monotonic()
+            # A real copy, not hard links: cargo rewrites some files of its target dir in place.
+            subprocess.run(["cp", "-a", "--reflink=auto", str(source), str(build / "target")],
+                           check=True)
+            log(f"new build slot {build.parent.name} seeded from {source.parent.parent.name} "
+                f"in {time.monotonic() - started:.1f} s")
+            return
+    build.mkdir(parents=True, exist_ok=True)
+    log(f"first build slot {build.parent.name}: the support crate compiles once, then is reused")
+
+
+def toml_string(value):
+    return '"' + str(value).replace("\\", "\\\\").replace('"', '\\"') + '"'
+
+
+def write_config(slot, crate):
+    config = slot / "config"
+    config.mkdir(parents=True, exist_ok=True)
+    (config / "init.evcxr").write_text(
+        f":dep parcours = {{ path = {toml_string(crate)} }}\n"
+        "use parcours::prelude::*;\n"
+        "parcours::notebook::init();\n"
+    )
+    # evcxr reads evcxr.toml before init.evcxr; one left by an older set-up would win.
+    (config / "evcxr.toml").unlink(missing_ok=True)
+    (config / "prelude.rs").unlink(missing_ok=True)
+    return config
+
+
+def write_placeholder_crate(slot, error):
+    """A crate named parcours whose welcome() panics with the build error of the real one."""
+    crate = slot / "placeholder"
+    (crate / "src").mkdir(parents=True, exist_ok=True)
+    (crate / "Cargo.toml").write_text(
+        '[package]\nname = "parcours"\nversion = "0.0.0"\nedition = "2021"\n\n'
+        '[lib]\ncrate-type = ["rlib", "dylib"]\n'
+    )
+    message = (
+        "The course support crate failed to build when this kernel started, "
+        "so the kernel runs without it.\n"
+        f"Crate: {SUPPORT_CRATE}\n\n{error.strip()}\n\n"
+        "Fix the error (or run `./course setup` to rebuild), then restart the kernel."
+    )
+    (crate / "src" / "lib.rs").write_text(
+        "//! Stands in for the support crate when it does not build; see `welcome`.\n"
+        "pub mod prelude {}\n"
+        "pub mod notebook { pub fn init() {} }\n"
+        f"pub const BUILD_ERROR: &str = {rust_raw_string(message)};\n"
+        "pub fn welcome() {\n    panic!(\"{}\", BUILD_ERROR);\n}\n"
+    )
+    return crate
+
+
+def rust_raw_string(text):
+    hashes = "#"
+    while f'"{hashes}' in text:
+        hashes += "#"
+    return f'r{hashes}"{text}"{hashes}'
+
+
+class Evcxr:
+    """evcxr_jupyter as a child: its stderr passes through, and its tail is kept."""
+
+    def __init__(self, connection_file, slot, config):
+        env = dict(os.environ)
+        env["EVCXR_TMPDIR"] = str(slot / "build")
+        env["EVCXR_CONFIG_DIR"] = str(config)
+        # evcxr runs cargo in its own build directory and expects the output there.
+        env.pop("CARGO_TARGET_DIR", None)
+        # Cells link Rust's standard library dynamically (that is what lets the support crate be
+        # a dylib); the loader finds it in the toolchain's lib folder.
+        env["LD_LIBRARY_PATH"] = os.pathsep.join(
+            p for p in (rust_target_libdir(), env.get("LD_LIBRARY_PATH")) if p)
+        self.stderr_tail = []
+        self.process = subprocess.Popen(
+            [EVCXR, "--control_file", connection_file],
+            env=env,
+            stderr=subprocess.PIPE,
+            preexec_fn=die_with_parent,
+        )
+        self.reader = threading.Thread(target=self._pass_stderr, daemon=True)
+        self.reader.start()
+
+    def _pass_stderr(self):
+        for raw in self.process.stderr:
+            line = raw.decode(errors="replace")
+            sys.stderr.write(line)
+            sys.stderr.flush()
+            self.stderr_tail = (self.stderr_tail + [line])[-200:]
+
+    def wait(self):
+        code = self.process.wait()
+        self.reader.join(timeout=5)
+        return code
+
+
+def rust_target_libdir():
+    return subprocess.run(["rustc", "--print", "target-libdir"], capture_output=True, text=True,
+                          check=True).stdout.strip()
+
+
+def die_with_parent():
+    """In the child: be killed if this launcher dies, so no evcxr outlives its kernel."""
+    libc = ctypes.CDLL(None, use_errno=True)
+    libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
+
+
+def main():
+    if len(sys.argv) != 2:
+        sys.exit("usage: launch.py CONNECTION_FILE")
+    connection_file = sys.argv[1]
+    if not (os.path.isfile(EVCXR) and os.access(EVCXR, os.X_OK)):
+        sys.exit(f"parcours kernel: evcxr_jupyter not found at {EVCXR}; run ./course setup")
+    slot, _lock = take_slot()
+    config = write_config(slot, SUPPORT_CRATE)
+    log(f"build slot {slot}")
+
+    current = None
+
+    def forward(signum, _frame):
+        if current and current.process.poll() is None:
+            current.process.send_signal(signum)
+        if signum == signal.SIGTERM:
+            sys.exit(128 + signum)
+
+    for signum in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
+        signal.signal(signum, forward)
+
+    started = time.monotonic()
+    current = Evcxr(connection_file, slot, config)
+    code = current.wait()
+    if code not in (0, -signal.SIGTERM, -signal.SIGKILL, -signal.SIGINT):
+        error = "".join(current.stderr_tail[-60:]) or f"evcxr_jupyter exited with status {code}"
+        log(f"evcxr_jupyter exited with status {code} after {time.monotonic() - started:.0f} s; "
+            "starting it again without the support crate, so that notebooks can say why")
+        placeholder = write_placeholder_crate(slot, error)
+        config = write_config(slot, placeholder)
+        current = Evcxr(connection_file, slot, config)
+        code = current.wait()
+    sys.exit(code if code >= 0 else 128 - code)
+
+
+if __name__ == "__main__":
+    main()
