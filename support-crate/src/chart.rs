@@ -264,6 +264,8 @@ impl Chart {
             .configure_mesh()
             .x_desc(&self.x_label)
             .y_desc(&self.y_label)
+            .x_label_formatter(&|v| compact(*v))
+            .y_label_formatter(&|v| compact(*v))
             .light_line_style(WHITE.mix(0.0))
             .draw()?;
         for (i, s) in series.iter().enumerate() {
@@ -417,6 +419,7 @@ impl BarChart {
                 _ => String::new(),
             })
             .y_desc(&self.y_label)
+            .y_label_formatter(&|v| compact(*v))
             .draw()?;
         chart.draw_series(self.bars.iter().enumerate().map(|(i, (_, value))| {
             let color = PALETTE[i % PALETTE.len()];
@@ -440,6 +443,33 @@ impl BarChart {
             Err(message) => println!("{message}"),
         }
     }
+}
+
+/// An axis label: up to three significant digits, an SI prefix from a thousand up
+/// (`1k`, `250M`), trailing zeros dropped.
+fn compact(value: f64) -> String {
+    const PREFIXES: [(f64, &str); 4] = [(1e12, "T"), (1e9, "G"), (1e6, "M"), (1e3, "k")];
+    let (scaled, prefix) = PREFIXES
+        .iter()
+        .find(|(scale, _)| value.abs() >= *scale)
+        .map_or((value, ""), |(scale, prefix)| (value / scale, *prefix));
+    let digits = if scaled.abs() >= 100.0 {
+        0
+    } else if scaled.abs() >= 10.0 {
+        1
+    } else if scaled.abs() >= 1.0 || scaled == 0.0 {
+        2
+    } else {
+        // Below one: keep three significant digits.
+        (2 - scaled.abs().log10().floor() as i32).clamp(0, 12) as usize
+    };
+    let text = format!("{scaled:.digits$}");
+    let text = if text.contains('.') {
+        text.trim_end_matches('0').trim_end_matches('.')
+    } else {
+        &text
+    };
+    format!("{text}{prefix}")
 }
 
 /// The range of an axis over `values`, with a margin; a value axis starts at zero when linear.
@@ -518,6 +548,15 @@ mod tests {
         assert!(error.contains("bar `zero`"), "{error}");
         let svg = BarChart::new("b").log_y().bar("x", 1.0).bar("y", 1e4).to_svg().unwrap();
         assert_eq!(svg.matches("<rect").count() >= 2, true);
+    }
+
+    #[test]
+    fn axis_labels_are_compact() {
+        let labels: Vec<String> = [0.0, 0.5, 1.0, 13.3, 1000.0, 12_500.0, 2e6, 0.00125, -3000.0]
+            .into_iter()
+            .map(compact)
+            .collect();
+        assert_eq!(labels, ["0", "0.5", "1", "13.3", "1k", "12.5k", "2M", "0.00125", "-3k"]);
     }
 
     #[test]

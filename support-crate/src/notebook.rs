@@ -1,4 +1,4 @@
-//! What the course kernel runs when it starts: [`init`].
+//! How notebooks run: the kernel's start-up hook [`init`], and the [`small`] switch.
 //!
 //! The kernel (evcxr) runs each cell inside `catch_unwind`: a panic ends the cell, the kernel
 //! stays up, and the variables of earlier cells are kept. But the kernel reports that cell to
@@ -24,6 +24,19 @@ pub const PANIC_MARKER: &str = "✘ This cell panicked";
 pub fn init() {
     static INSTALL: Once = Once::new();
     INSTALL.call_once(|| std::panic::set_hook(Box::new(report_panic)));
+}
+
+/// Whether notebooks should use small problem sizes: true when the environment variable
+/// `PARCOURS_SMALL` is set to anything but `0` or empty. The test runner and hosted (Binder)
+/// sessions set it, so that every notebook runs in seconds on one core; on your own machine
+/// notebooks use the full sizes.
+///
+/// ```
+/// let n = if parcours::notebook::small() { 1_000 } else { 1_000_000 };
+/// assert!(n >= 1_000);
+/// ```
+pub fn small() -> bool {
+    std::env::var("PARCOURS_SMALL").is_ok_and(|v| !v.is_empty() && v != "0")
 }
 
 fn report_panic(info: &PanicHookInfo<'_>) {
