@@ -1,0 +1,10 @@
+import os
+import sys
+from pathlib import Path
+
+# Small problem sizes: every notebook runs in seconds (see parcours::notebook::small).
+os.environ["PARCOURS_SMALL"] = "1"
+sys.path.insert(0, str(Path(__file__).parent))
+
+REPO = Path(__file__).resolve().parent.parent
+NOTEBOOKS = sorted((REPO / "notebooks").glob("*.ipynb"))

@@ -1,0 +1,75 @@
+"""The course kernel itself: one runtime across cells, panics, several kernels, a broken crate."""
+
+import re
+import shutil
+
+from conftest import REPO
+from kernels import Kernel, kernelspec_like_course
+
+THREADS = (
+    'std::fs::read_to_string("/proc/self/status").unwrap().lines()'
+    '.find(|l| l.starts_with("Threads:")).unwrap()[8..].trim().parse::<usize>().unwrap()'
+)
+
+
+def test_rayon_pool_is_shared_across_ten_cells():
+    with Kernel() as kernel:
+        counts = []
+        for cell in range(10):
+            outcome = kernel.run(
+                f"let sum_{cell}: u64 = (0..100_000u64).into_par_iter().sum();\n"
+                f"assert_eq!(sum_{cell}, 4_999_950_000);\n{THREADS}")
+            assert outcome.ok, outcome.text
+            counts.append(int(outcome.results[-1]["text/plain"]))
+        # One pool for the whole kernel: statically linked, each cell would add a pool.
+        assert len(set(counts)) == 1, f"threads per cell: {counts}"
+
+
+def test_a_panicking_cell_says_so_and_the_kernel_stays_usable():
+    with Kernel() as kernel:
+        assert kernel.run("let kept = 41;").ok
+        panicked = kernel.run('let lost = 1; panic!("the answer is not {}", kept);')
+        assert panicked.panicked
+        assert "This cell panicked: the answer is not 41" in panicked.text
+        assert "Variables declared in this cell are lost" in panicked.text
+        after = kernel.run("kept + 1")
+        assert after.ok and after.results[-1]["text/plain"] == "42"
+        assert not kernel.run("lost").ok  # the panicking cell's variable is gone
+
+
+def test_a_failed_check_prints_what_differed():
+    with Kernel() as kernel:
+        outcome = kernel.run('check_slice("squares", &[0, 1, 4, 10], &[0, 1, 4, 9]);')
+        assert outcome.panicked
+        assert "✘ squares" in outcome.text
+        assert "first at index 3" in outcome.text and "expected 9" in outcome.text
+
+
+def test_two_kernels_at_once_use_separate_build_slots():
+    with Kernel() as first, Kernel() as second:
+        dirs = []
+        for kernel in (first, second):
+            outcome = kernel.run('std::env::var("EVCXR_TMPDIR").unwrap()')
+            assert outcome.ok, outcome.text
+            dirs.append(outcome.results[-1]["text/plain"])
+            assert kernel.run("(1..=10u32).into_par_iter().sum::<u32>()").results[-1][
+                "text/plain"] == "55"
+        assert dirs[0] != dirs[1], dirs
+
+
+def test_a_broken_support_crate_gives_a_readable_error(tmp_path):
+    # A copy of the workspace whose support crate has a type error.
+    for name in ("Cargo.toml", "Cargo.lock"):
+        shutil.copy(REPO / name, tmp_path / name)
+    crate = tmp_path / "support-crate"
+    shutil.copytree(REPO / "support-crate", crate)
+    lib = crate / "src" / "lib.rs"
+    lib.write_text(lib.read_text() + "\npub fn broken() -> u32 { \"not a number\" }\n")
+    specs = kernelspec_like_course(tmp_path, "parcours-broken",
+                                   {"PARCOURS_SUPPORT_CRATE": str(crate)})
+    with Kernel("parcours-broken", spec_dirs=[specs]) as kernel:
+        welcome = kernel.run("parcours::welcome();")
+        assert welcome.panicked
+        assert "The course support crate failed to build" in welcome.text
+        assert re.search(r"mismatched types|expected `u32`", welcome.text), welcome.text
+        assert kernel.run("1 + 1").results[-1]["text/plain"] == "2"

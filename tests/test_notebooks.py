@@ -1,0 +1,84 @@
+"""Every notebook: committed clean, runs clean with the solutions (twice in one kernel), and
+fails every check with the stubs. See nbrun.py for the exercise pattern."""
+
+import re
+from pathlib import Path
+
+import nbformat
+import pytest
+
+from conftest import NOTEBOOKS
+from nbrun import KERNEL, execute, role
+
+ids = [path.name for path in NOTEBOOKS]
+
+
+def test_there_are_notebooks():
+    assert NOTEBOOKS, "no notebook found under notebooks/"
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=ids)
+def test_committed_without_outputs_and_with_course_metadata(path):
+    nb = nbformat.read(path, as_version=4)
+    nbformat.validate(nb)
+    assert nb.metadata.kernelspec.name == KERNEL
+    course = nb.metadata.get("parcours", {})
+    assert isinstance(course.get("title"), str) and course["title"], "metadata.parcours.title"
+    assert course.get("objectives") and all(isinstance(o, str) for o in course["objectives"])
+    assert isinstance(course.get("minutes"), int) and course["minutes"] > 0
+    assert re.match(r"\d\d-", path.name), "notebooks are numbered: NN-title.ipynb"
+    for index, cell in enumerate(nb.cells):
+        if cell.cell_type == "code":
+            assert not cell.outputs, f"cell {index} has outputs: clear them before committing"
+            assert cell.execution_count is None, f"cell {index} has an execution count"
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=ids)
+def test_exercises_follow_the_pattern(path):
+    nb = nbformat.read(path, as_version=4)
+    roles = [(index, role(cell)) for index, cell in enumerate(nb.cells) if cell.cell_type == "code"]
+    sequence = [r for _, r in roles if r]
+    assert len(sequence) % 3 == 0 and all(
+        sequence[i:i + 3] == ["exercise", "solution", "check"] for i in range(0, len(sequence), 3)
+    ), f"exercise cells must come as exercise, solution, check: {sequence}"
+    for index, cell_role in roles:
+        cell = nb.cells[index]
+        if cell_role == "exercise":
+            assert "todo!(" in cell.source, f"exercise cell {index} has no todo!()"
+        if cell_role == "solution":
+            assert cell.metadata.get("jupyter", {}).get("source_hidden") is True, \
+                f"solution cell {index} is not hidden"
+            assert "todo!(" not in cell.source, f"solution cell {index} still has todo!()"
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=ids)
+def test_relative_links_resolve(path):
+    nb = nbformat.read(path, as_version=4)
+    for cell in nb.cells:
+        if cell.cell_type != "markdown":
+            continue
+        for target in re.findall(r"\]\(([^)\s]+)\)", cell.source):
+            if re.match(r"[a-z]+:", target) or target.startswith("#"):
+                continue
+            assert (path.parent / target.split("#")[0]).exists(), f"broken link {target}"
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=ids)
+def test_runs_clean_with_solutions_twice_in_one_kernel(path):
+    run = execute(path, "solutions", passes=2)
+    failures = run.failures()
+    assert not failures, "cells failed:\n" + run.describe(failures)
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=ids)
+def test_every_check_fails_with_the_stubs(path):
+    nb = nbformat.read(path, as_version=4)
+    if not any(role(cell) == "exercise" for cell in nb.cells):
+        pytest.skip("no exercise in this notebook")
+    run = execute(path, "stubs")
+    checks = [c for c in run.passes[0] if c.role == "check"]
+    passing = [c for c in checks if not c.failed]
+    assert checks and not passing, "checks pass without a solution:\n" + run.describe(passing)
+    # The checks fail because the stubs panic, not because something else broke.
+    for check in checks:
+        assert "not yet implemented" in check.failure, run.describe([check])
