@@ -68,8 +68,13 @@ def seed_from_built_slot(build):
             build.mkdir(parents=True)
             started = time.monotonic()
             # A real copy, not hard links: cargo rewrites some files of its target dir in place.
-            subprocess.run(["cp", "-a", "--reflink=auto", str(source), str(build / "target")],
-                           check=True)
+            copy = subprocess.run(["cp", "-a", "--reflink=auto", str(source), str(build / "target")],
+                                  capture_output=True, text=True)
+            if copy.returncode != 0:
+                # Disk full, say: start cold rather than not at all.
+                shutil.rmtree(build / "target", ignore_errors=True)
+                log(f"could not copy {source} ({copy.stderr.strip()}); this slot compiles from scratch")
+                return
             log(f"new build slot {build.parent.name} seeded from {source.parent.parent.name} "
                 f"in {time.monotonic() - started:.1f} s")
             return

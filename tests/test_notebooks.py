@@ -7,7 +7,7 @@ from pathlib import Path
 import nbformat
 import pytest
 
-from conftest import NOTEBOOKS
+from conftest import NOTEBOOKS, REPO
 from nbrun import KERNEL, execute, role
 
 ids = [path.name for path in NOTEBOOKS]
@@ -82,3 +82,12 @@ def test_every_check_fails_with_the_stubs(path):
     # The checks fail because the stubs panic, not because something else broke.
     for check in checks:
         assert "not yet implemented" in check.failure, run.describe([check])
+
+
+def test_readme_outline_lists_every_notebook_with_its_minutes():
+    readme = (REPO / "README.md").read_text()
+    for path in NOTEBOOKS:
+        course = nbformat.read(path, as_version=4).metadata.parcours
+        rows = [line for line in readme.splitlines() if f"(notebooks/{path.name})" in line]
+        assert rows, f"README's outline has no row for {path.name}"
+        assert f"| {course['module']} | {course['minutes']} |" in rows[0], rows[0]
