@@ -408,7 +408,8 @@ impl BarChart {
             .margin(12)
             .x_label_area_size(42)
             .y_label_area_size(64)
-            .build_cartesian_2d((0..n).into_segmented(), y)?;
+            // A segmented range over 0..k has k + 1 segments: one per bar.
+            .build_cartesian_2d((0..n - 1).into_segmented(), y)?;
         let labels: Vec<String> = self.bars.iter().map(|b| b.0.clone()).collect();
         chart
             .configure_mesh()
@@ -420,6 +421,7 @@ impl BarChart {
             })
             .y_desc(&self.y_label)
             .y_label_formatter(&|v| compact(*v))
+            .light_line_style(WHITE.mix(0.0))
             .draw()?;
         chart.draw_series(self.bars.iter().enumerate().map(|(i, (_, value))| {
             let color = PALETTE[i % PALETTE.len()];
@@ -547,7 +549,8 @@ mod tests {
         let error = BarChart::new("b").log_y().bar("zero", 0.0).to_svg().unwrap_err();
         assert!(error.contains("bar `zero`"), "{error}");
         let svg = BarChart::new("b").log_y().bar("x", 1.0).bar("y", 1e4).to_svg().unwrap();
-        assert_eq!(svg.matches("<rect").count() >= 2, true);
+        // the background, then one rectangle per bar
+        assert!(svg.matches("<rect").count() >= 3, "{svg}");
     }
 
     #[test]
