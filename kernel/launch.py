@@ -109,9 +109,10 @@ def write_placeholder_crate(slot, error):
         '[lib]\ncrate-type = ["rlib", "dylib"]\n'
     )
     message = (
-        "The course support crate failed to build when this kernel started, "
-        "so the kernel runs without it.\n"
-        f"Crate: {SUPPORT_CRATE}\n\n{error.strip()}\n\n"
+        "The course kernel could not start with its support crate, so it runs without it.\n"
+        "Most often the course support crate failed to build; evcxr_jupyter stopped with:\n\n"
+        f"{error.strip()}\n\n"
+        f"Crate: {SUPPORT_CRATE}\n"
         "Fix the error (or run `./course setup` to rebuild), then restart the kernel."
     )
     (crate / "src" / "lib.rs").write_text(
@@ -167,6 +168,17 @@ class Evcxr:
         return code
 
 
+def startup_error(stderr_lines):
+    """The compiler's message in evcxr's last words: no progress lines, no backtrace."""
+    lines = []
+    for line in stderr_lines:
+        if line.startswith("Stack backtrace:"):
+            break
+        if not line.lstrip().startswith(("Compiling ", "[parcours kernel]")):
+            lines.append(line)
+    return "".join(lines[-60:]).strip()
+
+
 def rust_target_libdir():
     return subprocess.run(["rustc", "--print", "target-libdir"], capture_output=True, text=True,
                           check=True).stdout.strip()
@@ -203,7 +215,7 @@ def main():
     current = Evcxr(connection_file, slot, config)
     code = current.wait()
     if code not in (0, -signal.SIGTERM, -signal.SIGKILL, -signal.SIGINT):
-        error = "".join(current.stderr_tail[-60:]) or f"evcxr_jupyter exited with status {code}"
+        error = startup_error(current.stderr_tail) or f"evcxr_jupyter exited with status {code}"
         log(f"evcxr_jupyter exited with status {code} after {time.monotonic() - started:.0f} s; "
             "starting it again without the support crate, so that notebooks can say why")
         placeholder = write_placeholder_crate(slot, error)
