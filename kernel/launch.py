@@ -113,6 +113,7 @@ def write_placeholder_crate(slot, error):
         "Most often the course support crate failed to build; evcxr_jupyter stopped with:\n\n"
         f"{error.strip()}\n\n"
         f"Crate: {SUPPORT_CRATE}\n"
+        "For the compiler's full message, run `cargo build -p parcours` in the course folder.\n"
         "Fix the error (or run `./course setup` to rebuild), then restart the kernel."
     )
     (crate / "src" / "lib.rs").write_text(
@@ -120,7 +121,9 @@ def write_placeholder_crate(slot, error):
         "pub mod prelude {}\n"
         "pub mod notebook { pub fn init() {} }\n"
         f"pub const BUILD_ERROR: &str = {rust_raw_string(message)};\n"
-        "pub fn welcome() {\n    panic!(\"{}\", BUILD_ERROR);\n}\n"
+        # stdout arrives with the cell's results; a panic's stderr may come too late to show.
+        "pub fn welcome() {\n    println!(\"{BUILD_ERROR}\");\n"
+        "    panic!(\"the course support crate is missing: see the message above\");\n}\n"
     )
     return crate
 
