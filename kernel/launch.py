@@ -19,6 +19,7 @@ docs/kernel.md explains the choices and their measurements.
 
 import ctypes
 import fcntl
+import hashlib
 import os
 import shutil
 import signal
@@ -32,7 +33,11 @@ REPO = Path(__file__).resolve().parent.parent
 HOME = Path(os.environ.get("PARCOURS_HOME") or Path.home() / ".cache" / "parcours")
 EVCXR = os.environ.get("PARCOURS_EVCXR") or str(HOME / "tools" / "bin" / "evcxr_jupyter")
 SUPPORT_CRATE = Path(os.environ.get("PARCOURS_SUPPORT_CRATE") or REPO / "support-crate")
-SLOTS = HOME / "kernels"
+# Slots are kept per support-crate folder: cargo names a dylib without a hash
+# (libparcours.so), so two clones of the course building in one folder would overwrite each
+# other's library while each still looks up to date to cargo.
+SLOTS = HOME / "kernels" / (
+    f"{SUPPORT_CRATE.parent.name}-{hashlib.sha256(str(SUPPORT_CRATE).encode()).hexdigest()[:12]}")
 MAX_SLOTS = 16
 PR_SET_PDEATHSIG = 1
 
@@ -60,9 +65,11 @@ def take_slot():
 
 
 def seed_from_built_slot(build):
-    """Copies the compiled dependencies of the first built slot, so this one starts warm."""
-    for number in range(MAX_SLOTS):
-        source = SLOTS / f"slot-{number}" / "build" / "target"
+    """Copies the compiled dependencies of a built slot, so this one starts warm: one of this
+    clone's if there is one, else another clone's (cargo rebuilds the support crate alone)."""
+    ours = [SLOTS / f"slot-{number}" / "build" / "target" for number in range(MAX_SLOTS)]
+    others = sorted((HOME / "kernels").glob("*/slot-*/build/target"))
+    for source in ours + others:
         if source.is_dir() and source.parent != build:
             shutil.rmtree(build, ignore_errors=True)
             build.mkdir(parents=True)
@@ -75,7 +82,7 @@ def seed_from_built_slot(build):
                 shutil.rmtree(build / "target", ignore_errors=True)
                 log(f"could not copy {source} ({copy.stderr.strip()}); this slot compiles from scratch")
                 return
-            log(f"new build slot {build.parent.name} seeded from {source.parent.parent.name} "
+            log(f"new build slot {build.parent} seeded from {source.parent.parent} "
                 f"in {time.monotonic() - started:.1f} s")
             return
     build.mkdir(parents=True, exist_ok=True)
@@ -86,11 +93,11 @@ def toml_string(value):
     return '"' + str(value).replace("\\", "\\\\").replace('"', '\\"') + '"'
 
 
-def write_config(slot, crate):
+def write_config(slot, crate, package="parcours"):
     config = slot / "config"
     config.mkdir(parents=True, exist_ok=True)
     (config / "init.evcxr").write_text(
-        f":dep parcours = {{ path = {toml_string(crate)} }}\n"
+        f":dep parcours = {{ path = {toml_string(crate)}, package = {toml_string(package)} }}\n"
         "use parcours::prelude::*;\n"
         "parcours::notebook::init();\n"
     )
@@ -101,11 +108,11 @@ def write_config(slot, crate):
 
 
 def write_placeholder_crate(slot, error):
-    """A crate named parcours whose welcome() panics with the build error of the real one."""
+    """A crate used as `parcours` whose welcome() shows why the real one did not load."""
     crate = slot / "placeholder"
     (crate / "src").mkdir(parents=True, exist_ok=True)
     (crate / "Cargo.toml").write_text(
-        '[package]\nname = "parcours"\nversion = "0.0.0"\nedition = "2021"\n\n'
+        '[package]\nname = "parcours-placeholder"\nversion = "0.0.0"\nedition = "2021"\n\n'
         '[lib]\ncrate-type = ["rlib", "dylib"]\n'
     )
     message = (
@@ -222,7 +229,8 @@ def main():
         log(f"evcxr_jupyter exited with status {code} after {time.monotonic() - started:.0f} s; "
             "starting it again without the support crate, so that notebooks can say why")
         placeholder = write_placeholder_crate(slot, error)
-        config = write_config(slot, placeholder)
+        # Its own package name, so its libparcours_placeholder.so leaves libparcours.so alone.
+        config = write_config(slot, placeholder, package="parcours-placeholder")
         current = Evcxr(connection_file, slot, config)
         code = current.wait()
     sys.exit(code if code >= 0 else 128 - code)

@@ -1,6 +1,7 @@
 """Start the course kernel and run cells in it, for the tests and the benchmarks."""
 
 import json
+import os
 import re
 import time
 from dataclasses import dataclass
@@ -12,6 +13,8 @@ from jupyter_client.manager import KernelManager
 from nbrun import KERNEL, PANIC, PANIC_MARKER, STARTUP_TIMEOUT
 
 ANSI = re.compile(r"\x1b\[[0-9;]*m")
+HOME = Path(os.environ.get("PARCOURS_HOME") or Path.home() / ".cache" / "parcours")
+EVCXR = HOME / "tools" / "bin" / "evcxr_jupyter"
 
 
 @dataclass

@@ -4,7 +4,7 @@ import re
 import shutil
 
 from conftest import REPO
-from kernels import Kernel, kernelspec_like_course
+from kernels import EVCXR, Kernel, kernelspec_like_course
 
 THREADS = (
     'std::fs::read_to_string("/proc/self/status").unwrap().lines()'
@@ -59,14 +59,18 @@ def test_two_kernels_at_once_use_separate_build_slots():
 
 def test_a_broken_support_crate_gives_a_readable_error(tmp_path):
     # A copy of the workspace whose support crate has a type error.
+    workspace = tmp_path / "workspace"
+    workspace.mkdir()
     for name in ("Cargo.toml", "Cargo.lock"):
-        shutil.copy(REPO / name, tmp_path / name)
-    crate = tmp_path / "support-crate"
+        shutil.copy(REPO / name, workspace / name)
+    crate = workspace / "support-crate"
     shutil.copytree(REPO / "support-crate", crate)
     lib = crate / "src" / "lib.rs"
     lib.write_text(lib.read_text() + "\npub fn broken() -> u32 { \"not a number\" }\n")
-    specs = kernelspec_like_course(tmp_path, "parcours-broken",
-                                   {"PARCOURS_SUPPORT_CRATE": str(crate)})
+    # Caches of its own (one cold build), so that the course's are left as they were.
+    specs = kernelspec_like_course(tmp_path, "parcours-broken", {
+        "PARCOURS_SUPPORT_CRATE": str(crate), "PARCOURS_HOME": str(tmp_path / "home"),
+        "PARCOURS_EVCXR": str(EVCXR)})
     with Kernel("parcours-broken", spec_dirs=[specs]) as kernel:
         welcome = kernel.run("parcours::welcome();")
         assert welcome.panicked

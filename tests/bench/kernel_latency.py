@@ -21,7 +21,7 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-from kernels import Kernel, kernelspec_like_course  # noqa: E402
+from kernels import EVCXR, Kernel, kernelspec_like_course  # noqa: E402
 
 TRIVIAL = "1 + 1"
 VARIABLE = "let x = 1 + 1; x"
@@ -73,9 +73,8 @@ def main():
         home = Path(tempfile.mkdtemp(prefix="parcours-cold-"))
         try:
             print("cold start: compiling every dependency in an empty build cache...", flush=True)
-            evcxr = Path(os.environ["PARCOURS_HOME"]) / "tools" / "bin" / "evcxr_jupyter"
             specs = kernelspec_like_course(home, "parcours-cold", {
-                "PARCOURS_HOME": str(home), "PARCOURS_EVCXR": str(evcxr)})
+                "PARCOURS_HOME": str(home), "PARCOURS_EVCXR": str(EVCXR)})
             _, first, kernel = first_result("parcours-cold", [specs])
             kernel.stop()
             figures.append(("cold start: first result", first, None))
