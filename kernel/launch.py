@@ -46,9 +46,32 @@ def log(message):
     print(f"[parcours kernel] {message}", file=sys.stderr, flush=True)
 
 
+def prune_slots_of_deleted_clones():
+    """Removes the slots of support-crate folders that no longer exist (deleted clones)."""
+    for slots in (HOME / "kernels").glob("*/"):
+        owner = slots / "support-crate-path"
+        if slots == SLOTS or not owner.is_file():
+            continue
+        crate = owner.read_text()
+        if Path(crate).is_dir():
+            continue
+        locks = [open(lock, "w") for lock in slots.glob("slot-*.lock")]
+        try:
+            for lock in locks:
+                fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            continue  # a kernel of that clone still runs
+        finally:
+            for lock in locks:
+                lock.close()
+        shutil.rmtree(slots, ignore_errors=True)
+        log(f"removed the build slots of {crate}, which no longer exists")
+
+
 def take_slot():
     """Locks the first free slot; returns its directory and the open lock (held until exit)."""
     SLOTS.mkdir(parents=True, exist_ok=True)
+    (SLOTS / "support-crate-path").write_text(str(SUPPORT_CRATE))
     for number in range(MAX_SLOTS):
         lock = open(SLOTS / f"slot-{number}.lock", "w")
         try:
@@ -207,6 +230,7 @@ def main():
     if not (os.path.isfile(EVCXR) and os.access(EVCXR, os.X_OK)):
         sys.exit(f"parcours kernel: evcxr_jupyter not found at {EVCXR}; run ./course setup")
     slot, _lock = take_slot()
+    prune_slots_of_deleted_clones()
     config = write_config(slot, SUPPORT_CRATE)
     log(f"build slot {slot}")
 

@@ -4,7 +4,7 @@ import re
 import shutil
 
 from conftest import REPO
-from kernels import EVCXR, Kernel, kernelspec_like_course
+from kernels import EVCXR, HOME, Kernel, kernelspec_like_course
 
 THREADS = (
     'std::fs::read_to_string("/proc/self/status").unwrap().lines()'
@@ -78,3 +78,12 @@ def test_a_broken_support_crate_gives_a_readable_error(tmp_path):
         assert "Stack backtrace" not in welcome.text
         assert re.search(r"mismatched types|expected `u32`", welcome.text), welcome.text
         assert kernel.run("1 + 1").results[-1]["text/plain"] == "2"
+
+
+def test_slots_of_a_deleted_clone_are_removed(tmp_path):
+    stale = HOME / "kernels" / "deleted-clone-000000000000"
+    (stale / "slot-0" / "build").mkdir(parents=True, exist_ok=True)
+    (stale / "support-crate-path").write_text(str(tmp_path / "gone" / "support-crate"))
+    with Kernel() as kernel:
+        assert kernel.run("1 + 1").ok
+    assert not stale.exists()
