@@ -2,7 +2,6 @@
 
 import json
 import os
-import re
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -10,9 +9,8 @@ from pathlib import Path
 from jupyter_client.kernelspec import KernelSpecManager
 from jupyter_client.manager import KernelManager
 
-from nbrun import KERNEL, PANIC, PANIC_MARKER, STARTUP_TIMEOUT
+from nbrun import ANSI, KERNEL, PANIC, PANIC_MARKER, STARTUP_TIMEOUT
 
-ANSI = re.compile(r"\x1b\[[0-9;]*m")
 HOME = Path(os.environ.get("PARCOURS_HOME") or Path.home() / ".cache" / "parcours")
 EVCXR = HOME / "tools" / "bin" / "evcxr_jupyter"
 

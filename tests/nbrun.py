@@ -3,7 +3,7 @@
 The course kernel (evcxr) reports a panicking cell, a failed `assert!` or exercise check
 included, as a *success*: the reply status is "ok" and the panic is only text on stderr. So this
 runner reads every cell's outputs itself and counts a cell as failed when it has an error output
-or when its stderr shows a panic.
+or shows a panic: the support crate's line on stdout, or Rust's default message on stderr.
 
 Exercises follow one pattern, told by cell tags:
 - `exercise`: the stub the student fills in; it contains `todo!()`;
@@ -35,6 +35,7 @@ PANIC = re.compile(r"panicked at|Child process terminated|Subprocess terminated"
 # First start of a kernel on a cold machine compiles the support crate inside it.
 STARTUP_TIMEOUT = 1800
 CELL_TIMEOUT = 900
+ANSI = re.compile(r"\x1b\[[0-9;]*m")
 
 
 def role(cell):
@@ -93,8 +94,6 @@ def failure_of(cell):
                 return ANSI.sub("", "".join(text_of(o) for o in cell["outputs"]))
     return None
 
-
-ANSI = re.compile(r"\x1b\[[0-9;]*m")
 
 
 def cells_for(nb, mode):
