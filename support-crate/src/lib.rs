@@ -28,6 +28,11 @@
 //! - [`exercise`] — checks that compare a student's answer with the reference and say what differed.
 //! - [`notebook`] — what the course kernel runs at start-up (a clear message for panics).
 //!
+//! Module 1 — the state of the art and the limits of parallelism:
+//! - [`hardware`] — what the machine is made of: processor, caches, SIMD, NUMA, memory, disks.
+//! - [`measure`] — micro-benchmarks: STREAM bandwidth, memory latency, FLOP/s, disks, roofline.
+//! - [`laws`] — Amdahl, Gustafson, Karp–Flatt, and speed-ups measured on pools of 1..N threads.
+//!
 //! Libraries re-exported, so that cells share one copy of each:
 //! - [`rayon`] — data parallelism (parallel iterators, `join`, thread pools).
 //! - [`crossbeam`] — channels, scoped threads, lock-free structures.
@@ -40,6 +45,9 @@ pub mod bench;
 pub mod chart;
 pub mod display;
 pub mod exercise;
+pub mod hardware;
+pub mod laws;
+pub mod measure;
 pub mod notebook;
 pub mod prelude;
 pub mod progress;
