@@ -144,8 +144,13 @@ impl Scaling {
     }
 
     /// The serial fraction that fits the measured speed-ups (see [`fit_serial_fraction`]).
+    /// Pools larger than the machine's hardware threads are left out: their threads take
+    /// turns, which says nothing about the serial part.
     pub fn serial_fraction(&self) -> f64 {
-        fit_serial_fraction(&self.speedups())
+        let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+        let fitted: Vec<(usize, f64)> =
+            self.speedups().into_iter().filter(|&(n, _)| n <= cores).collect();
+        fit_serial_fraction(&fitted)
     }
 
     /// Threads, median time, speed-up, efficiency and the Karp–Flatt serial fraction.
