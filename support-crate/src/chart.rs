@@ -84,6 +84,7 @@ pub struct Chart {
     y_label: String,
     log_x: bool,
     log_y: bool,
+    legend_lower_right: bool,
     size: (u32, u32),
     series: Vec<Series>,
 }
@@ -97,6 +98,7 @@ impl Chart {
             y_label: String::new(),
             log_x: false,
             log_y: false,
+            legend_lower_right: false,
             size: (WIDTH, HEIGHT),
             series: Vec::new(),
         }
@@ -123,6 +125,13 @@ impl Chart {
     /// Uses a logarithmic y axis.
     pub fn log_y(mut self) -> Self {
         self.log_y = true;
+        self
+    }
+
+    /// Puts the legend in the lower right corner instead of the upper left, where it would hide
+    /// a curve.
+    pub fn legend_lower_right(mut self) -> Self {
+        self.legend_lower_right = true;
         self
     }
 
@@ -289,7 +298,11 @@ impl Chart {
         if series.len() > 1 || !series[0].name.is_empty() {
             chart
                 .configure_series_labels()
-                .position(SeriesLabelPosition::UpperLeft)
+                .position(if self.legend_lower_right {
+                    SeriesLabelPosition::LowerRight
+                } else {
+                    SeriesLabelPosition::UpperLeft
+                })
                 .background_style(WHITE.mix(0.85))
                 .border_style(BLACK.mix(0.3))
                 .draw()?;

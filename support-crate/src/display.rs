@@ -263,6 +263,32 @@ pub fn format_si(value: f64, unit: &str) -> String {
     format!("{} {prefix}{unit}", three_digits(value / scale))
 }
 
+/// A size in bytes with binary units (KiB, MiB, GiB, TiB), as caches and memory are sold.
+///
+/// ```
+/// use parcours::display::format_bytes;
+/// assert_eq!(format_bytes(32 * 1024), "32.0 KiB");
+/// assert_eq!(format_bytes(1536 << 20), "1.50 GiB");
+/// assert_eq!(format_bytes(512), "512 B");
+/// ```
+pub fn format_bytes(bytes: u64) -> String {
+    const UNITS: [&str; 4] = ["KiB", "MiB", "GiB", "TiB"];
+    let mut value = bytes as f64;
+    let mut unit = "B";
+    for next in UNITS {
+        if value < 1024.0 {
+            break;
+        }
+        value /= 1024.0;
+        unit = next;
+    }
+    if unit == "B" {
+        format!("{bytes} B")
+    } else {
+        format!("{} {unit}", three_digits(value))
+    }
+}
+
 /// Three significant digits for values in [1, 1000).
 fn three_digits(value: f64) -> String {
     let magnitude = value.abs();

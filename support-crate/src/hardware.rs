@@ -16,7 +16,7 @@ use std::path::Path;
 
 use sysinfo::{Disks, System};
 
-use crate::display::{Table, emit, format_si};
+use crate::display::{Table, emit, format_bytes};
 
 /// One cache of the first core, as Linux describes it.
 #[derive(Clone, Debug, PartialEq)]
@@ -114,7 +114,12 @@ impl Machine {
         for cache in &self.caches {
             table.push_row([
                 format!("L{} {} cache", cache.level, cache.kind.to_lowercase()),
-                format!("{}, shared by {} logical cores", format_si(cache.bytes as f64, "B"), cache.shared_by),
+                format!(
+                    "{}, shared by {} logical core{}",
+                    format_bytes(cache.bytes),
+                    cache.shared_by,
+                    if cache.shared_by == 1 { "" } else { "s" }
+                ),
             ]);
         }
         table.push_row(["SIMD".to_string(), self.simd.join(", ")]);
@@ -124,7 +129,7 @@ impl Machine {
         ]);
         table.push_row([
             "memory".to_string(),
-            self.memory_bytes.map_or_else(unknown, |b| format_si(b as f64, "B")),
+            self.memory_bytes.map_or_else(unknown, format_bytes),
         ]);
         for disk in &self.disks {
             table.push_row([
@@ -133,8 +138,8 @@ impl Machine {
                     "{} {}, {} free of {}",
                     disk.kind,
                     disk.file_system,
-                    format_si(disk.available_bytes as f64, "B"),
-                    format_si(disk.total_bytes as f64, "B")
+                    format_bytes(disk.available_bytes),
+                    format_bytes(disk.total_bytes)
                 ),
             ]);
         }

@@ -471,6 +471,7 @@ impl Roofline {
             .y_label("attainable GFLOP/s")
             .log_x()
             .log_y()
+            .legend_lower_right()
             .line("roof: min(peak, intensity × bandwidth)", points);
         for (name, intensity) in kernels {
             chart = chart.points(*name, [(*intensity, self.attainable(*intensity) / 1e9)]);
