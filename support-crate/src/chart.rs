@@ -460,10 +460,15 @@ impl BarChart {
     }
 }
 
-/// An axis label: up to three significant digits, an SI prefix from a thousand up
-/// (`1k`, `250M`), trailing zeros dropped.
+/// An axis label: up to three significant digits, an SI prefix from ten thousand up
+/// (`12.5k`, `250M`, `1E`), trailing zeros dropped. Whole numbers below ten thousand stay as
+/// they are, so that years read as years.
 fn compact(value: f64) -> String {
-    const PREFIXES: [(f64, &str); 4] = [(1e12, "T"), (1e9, "G"), (1e6, "M"), (1e3, "k")];
+    const PREFIXES: [(f64, &str); 6] =
+        [(1e18, "E"), (1e15, "P"), (1e12, "T"), (1e9, "G"), (1e6, "M"), (1e3, "k")];
+    if value.abs() < 1e4 && value.abs() >= 1e3 && value.fract() == 0.0 {
+        return format!("{value:.0}");
+    }
     let (scaled, prefix) = PREFIXES
         .iter()
         .find(|(scale, _)| value.abs() >= *scale)
@@ -568,11 +573,14 @@ mod tests {
 
     #[test]
     fn axis_labels_are_compact() {
-        let labels: Vec<String> = [0.0, 0.5, 1.0, 13.3, 1000.0, 12_500.0, 2e6, 0.00125, -3000.0]
+        let labels: Vec<String> = [0.0, 0.5, 1.0, 13.3, 1995.0, 12_500.0, 2e6, 0.00125, -30_000.0, 1.1e18]
             .into_iter()
             .map(compact)
             .collect();
-        assert_eq!(labels, ["0", "0.5", "1", "13.3", "1k", "12.5k", "2M", "0.00125", "-3k"]);
+        assert_eq!(
+            labels,
+            ["0", "0.5", "1", "13.3", "1995", "12.5k", "2M", "0.00125", "-30k", "1.1E"]
+        );
     }
 
     #[test]

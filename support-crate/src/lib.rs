@@ -29,6 +29,7 @@
 //! - [`notebook`] — what the course kernel runs at start-up (a clear message for panics).
 //!
 //! Module 1 — the state of the art and the limits of parallelism:
+//! - [`history`] — growth rates fitted to records (the TOP500 over thirty years).
 //! - [`hardware`] — what the machine is made of: processor, caches, SIMD, NUMA, memory, disks.
 //! - [`measure`] — micro-benchmarks: STREAM bandwidth, memory latency, FLOP/s, disks, roofline.
 //! - [`laws`] — Amdahl, Gustafson, Karp–Flatt, and speed-ups measured on pools of 1..N threads.
@@ -46,6 +47,7 @@ pub mod chart;
 pub mod display;
 pub mod exercise;
 pub mod hardware;
+pub mod history;
 pub mod laws;
 pub mod measure;
 pub mod notebook;
