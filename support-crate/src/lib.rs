@@ -36,6 +36,7 @@
 //!
 //! Libraries re-exported, so that cells share one copy of each:
 //! - [`rayon`] — data parallelism (parallel iterators, `join`, thread pools).
+//! - [`core_affinity`] — pinning threads to cores.
 //! - [`crossbeam`] — channels, scoped threads, lock-free structures.
 //! - [`serde`], [`serde_json`] — serialisation (in a cell, derive with
 //!   `#[serde(crate = "parcours::serde")]`).
@@ -54,6 +55,7 @@ pub mod notebook;
 pub mod prelude;
 pub mod progress;
 
+pub use core_affinity;
 pub use crossbeam;
 pub use plotters;
 pub use rayon;
