@@ -32,6 +32,7 @@
 //! - [`history`] — growth rates fitted to records (the TOP500 over thirty years).
 //! - [`hardware`] — what the machine is made of: processor, caches, SIMD, NUMA, memory, disks.
 //! - [`measure`] — micro-benchmarks: STREAM bandwidth, memory latency, FLOP/s, disks, roofline.
+//! - [`farm`] — the worker that the Ansible lesson deploys to a server farm, and its client.
 //! - [`laws`] — Amdahl, Gustafson, Karp–Flatt, and speed-ups measured on pools of 1..N threads.
 //!
 //! Libraries re-exported, so that cells share one copy of each:
@@ -47,6 +48,7 @@ pub mod bench;
 pub mod chart;
 pub mod display;
 pub mod exercise;
+pub mod farm;
 pub mod hardware;
 pub mod history;
 pub mod laws;
