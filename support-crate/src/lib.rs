@@ -35,6 +35,11 @@
 //! - [`farm`] — the worker that the Ansible lesson deploys to a server farm, and its client.
 //! - [`laws`] — Amdahl, Gustafson, Karp–Flatt, and speed-ups measured on pools of 1..N threads.
 //!
+//! Module 3 — GPU computing:
+//! - [`gpu`] — wgpu on the best adapter (lavapipe without a GPU): WGSL kernels for maps,
+//!   reductions, matrix products, images and password hashes, timed, with CPU references.
+//! - [`images`] — grey images: a generated scene, PNG in and out, shown inline.
+//!
 //! Libraries re-exported, so that cells share one copy of each:
 //! - [`rayon`] — data parallelism (parallel iterators, `join`, thread pools).
 //! - [`core_affinity`] — pinning threads to cores.
@@ -50,7 +55,9 @@ pub mod display;
 pub mod exercise;
 pub mod farm;
 pub mod hardware;
+pub mod gpu;
 pub mod history;
+pub mod images;
 pub mod laws;
 pub mod measure;
 pub mod notebook;
