@@ -178,6 +178,12 @@ class Evcxr:
         # a dylib); the loader finds it in the toolchain's lib folder.
         env["LD_LIBRARY_PATH"] = os.pathsep.join(
             p for p in (rust_target_libdir(), env.get("LD_LIBRARY_PATH")) if p)
+        # Mesa's Vulkan drivers print an error in every GPU cell when this is unset (containers,
+        # Binder): give them a private one.
+        if not os.path.isdir(env.get("XDG_RUNTIME_DIR", "")):
+            runtime = HOME / "runtime"
+            runtime.mkdir(mode=0o700, parents=True, exist_ok=True)
+            env["XDG_RUNTIME_DIR"] = str(runtime)
         self.stderr_tail = []
         self.process = subprocess.Popen(
             [EVCXR, "--control_file", connection_file],

@@ -7,19 +7,46 @@ use crate::images::{Image, gaussian_weights};
 
 /// [`Gpu::fma_chain`](super::Gpu::fma_chain) on all cores.
 pub fn fma_chain(input: &[f32], rounds: u32) -> Vec<f32> {
-    input.par_iter().map(|&x| fma_rounds(x, rounds)).collect()
+    let mut output = input.to_vec();
+    output.par_chunks_mut(BLOCK).for_each(|block| with_fma(|| fma_rounds(block, rounds)));
+    output
 }
 
 /// [`Gpu::fma_chain`](super::Gpu::fma_chain) on one core.
 pub fn fma_chain_sequential(input: &[f32], rounds: u32) -> Vec<f32> {
-    input.iter().map(|&x| fma_rounds(x, rounds)).collect()
+    let mut output = input.to_vec();
+    output.chunks_mut(BLOCK).for_each(|block| with_fma(|| fma_rounds(block, rounds)));
+    output
 }
 
-fn fma_rounds(mut x: f32, rounds: u32) -> f32 {
+/// Elements updated together: one chain per element is a chain of dependent operations
+/// (latency-bound), 64 of them side by side fill the SIMD lanes and hide the latency.
+const BLOCK: usize = 64;
+
+#[inline(always)]
+fn fma_rounds(block: &mut [f32], rounds: u32) {
     for _ in 0..rounds {
-        x = x.mul_add(0.999, 0.001);
+        for x in block.iter_mut() {
+            *x = x.mul_add(0.999, 0.001);
+        }
     }
-    x
+}
+
+/// Runs `work` compiled for AVX2 and FMA when the processor has them: without the `fma`
+/// feature, `mul_add` is a library call and the CPU side of every comparison would be
+/// several times too slow.
+#[inline(always)]
+fn with_fma<T>(work: impl FnOnce() -> T) -> T {
+    #[cfg(target_arch = "x86_64")]
+    if is_x86_feature_detected!("avx2") && is_x86_feature_detected!("fma") {
+        #[target_feature(enable = "avx2,fma")]
+        fn fused<T>(work: impl FnOnce() -> T) -> T {
+            work()
+        }
+        // SAFETY: the features were detected just above.
+        return unsafe { fused(work) };
+    }
+    work()
 }
 
 /// The sum, on all cores, in `f64` so that it is the better of the two answers.
@@ -31,7 +58,7 @@ pub fn sum(input: &[f32]) -> f32 {
 pub fn matmul_sequential(a: &[f32], b: &[f32], m: usize, k: usize, n: usize) -> Vec<f32> {
     let mut c = vec![0.0; m * n];
     for (c_row, a_row) in c.chunks_mut(n).zip(a.chunks(k)) {
-        multiply_row(c_row, a_row, b, n);
+        with_fma(|| multiply_row(c_row, a_row, b, n));
     }
     c
 }
@@ -40,10 +67,11 @@ pub fn matmul_sequential(a: &[f32], b: &[f32], m: usize, k: usize, n: usize) -> 
 pub fn matmul(a: &[f32], b: &[f32], m: usize, k: usize, n: usize) -> Vec<f32> {
     assert_eq!((a.len(), b.len()), (m * k, k * n), "matmul: shapes do not match");
     let mut c = vec![0.0; m * n];
-    c.par_chunks_mut(n).zip(a.par_chunks(k)).for_each(|(c_row, a_row)| multiply_row(c_row, a_row, b, n));
+    c.par_chunks_mut(n).zip(a.par_chunks(k)).for_each(|(c_row, a_row)| with_fma(|| multiply_row(c_row, a_row, b, n)));
     c
 }
 
+#[inline(always)]
 fn multiply_row(c_row: &mut [f32], a_row: &[f32], b: &[f32], n: usize) {
     for (&a_ik, b_row) in a_row.iter().zip(b.chunks(n)) {
         for (c, &b_kj) in c_row.iter_mut().zip(b_row) {
