@@ -16,8 +16,8 @@ pub enum HashKind {
 impl HashKind {
     fn source(self) -> &'static str {
         match self {
-            HashKind::Md5 => include_str!("kernels/md5_crack.wgsl"),
-            HashKind::Sha256 => include_str!("kernels/sha256_crack.wgsl"),
+            HashKind::Md5 => super::sources::MD5_CRACK,
+            HashKind::Sha256 => super::sources::SHA256_CRACK,
         }
     }
 

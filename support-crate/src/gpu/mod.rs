@@ -35,13 +35,39 @@ mod ops;
 pub use crack::HashKind;
 pub use ops::{Bandwidth, MatmulKernel, Timed};
 
+/// The WGSL sources of the ready-made kernels (`src/gpu/kernels/`): to read in a notebook, or to
+/// run with other bindings through [`Gpu::compile`] and [`Gpu::dispatch`].
+pub mod sources {
+    /// `kernels/map.wgsl`
+    pub const MAP: &str = include_str!("kernels/map.wgsl");
+    /// `kernels/fma_chain.wgsl`
+    pub const FMA_CHAIN: &str = include_str!("kernels/fma_chain.wgsl");
+    /// `kernels/sum.wgsl`
+    pub const SUM: &str = include_str!("kernels/sum.wgsl");
+    /// `kernels/matmul_naive.wgsl`
+    pub const MATMUL_NAIVE: &str = include_str!("kernels/matmul_naive.wgsl");
+    /// `kernels/matmul_tiled.wgsl`
+    pub const MATMUL_TILED: &str = include_str!("kernels/matmul_tiled.wgsl");
+    /// `kernels/matmul_register.wgsl`
+    pub const MATMUL_REGISTER: &str = include_str!("kernels/matmul_register.wgsl");
+    /// `kernels/blur.wgsl`
+    pub const BLUR: &str = include_str!("kernels/blur.wgsl");
+    /// `kernels/edges.wgsl`
+    pub const EDGES: &str = include_str!("kernels/edges.wgsl");
+    /// `kernels/md5_crack.wgsl`
+    pub const MD5_CRACK: &str = include_str!("kernels/md5_crack.wgsl");
+    /// `kernels/sha256_crack.wgsl`
+    pub const SHA256_CRACK: &str = include_str!("kernels/sha256_crack.wgsl");
+}
+
 use std::collections::HashMap;
 use std::fmt;
 use std::marker::PhantomData;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-pub use bytemuck::Pod;
+pub use bytemuck::{self, Pod};
+pub use wgpu;
 use wgpu::util::DeviceExt;
 
 use crate::display::Table;
@@ -51,7 +77,9 @@ use crate::display::Table;
 pub const ADAPTER_VARIABLE: &str = "PARCOURS_GPU";
 
 /// What can go wrong on the GPU, with what to do about it.
-#[derive(Debug, Clone)]
+///
+/// Its `Debug` form is its message, so that `.unwrap()` in a notebook cell shows what to do.
+#[derive(Clone)]
 pub enum GpuError {
     /// No Vulkan adapter at all: no driver, or no loader.
     NoAdapter(String),
@@ -80,6 +108,12 @@ impl fmt::Display for GpuError {
             GpuError::Dispatch(why) => write!(f, "the GPU refused the dispatch: {why}"),
             GpuError::Readback(why) => write!(f, "reading a GPU buffer back failed: {why}"),
         }
+    }
+}
+
+impl fmt::Debug for GpuError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Display::fmt(self, f)
     }
 }
 

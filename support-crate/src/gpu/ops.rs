@@ -47,9 +47,9 @@ impl MatmulKernel {
 
     fn source(self) -> &'static str {
         match self {
-            MatmulKernel::Naive => include_str!("kernels/matmul_naive.wgsl"),
-            MatmulKernel::Tiled => include_str!("kernels/matmul_tiled.wgsl"),
-            MatmulKernel::Register => include_str!("kernels/matmul_register.wgsl"),
+            MatmulKernel::Naive => super::sources::MATMUL_NAIVE,
+            MatmulKernel::Tiled => super::sources::MATMUL_TILED,
+            MatmulKernel::Register => super::sources::MATMUL_REGISTER,
         }
     }
 
@@ -80,7 +80,7 @@ impl Gpu {
     /// assert_eq!(squares.value, [1.0, 4.0, 9.0]);
     /// ```
     pub fn map(&self, expression: &str, input: &[f32]) -> Result<Timed<Vec<f32>>, GpuError> {
-        let source = include_str!("kernels/map.wgsl").replace("{{EXPRESSION}}", expression);
+        let source = super::sources::MAP.replace("{{EXPRESSION}}", expression);
         let kernel = self.compile(&source)?;
         let started = Instant::now();
         let input_buffer = self.upload(input);
@@ -93,7 +93,7 @@ impl Gpu {
     /// `rounds` multiply-adds per element (`x = 0.999 x + 0.001`): `2 rounds` FLOP for every
     /// 8 bytes read and written, so `rounds` sets the arithmetic intensity.
     pub fn fma_chain(&self, input: &[f32], rounds: u32) -> Result<Timed<Vec<f32>>, GpuError> {
-        let kernel = self.compile(include_str!("kernels/fma_chain.wgsl"))?;
+        let kernel = self.compile(super::sources::FMA_CHAIN)?;
         let started = Instant::now();
         let input_buffer = self.upload(input);
         let output = self.zeros::<f32>(input.len());
@@ -116,7 +116,7 @@ impl Gpu {
     /// assert_eq!(gpu.sum(&ones).unwrap().value, 100_000.0);
     /// ```
     pub fn sum(&self, input: &[f32]) -> Result<Timed<f32>, GpuError> {
-        let kernel = self.compile(include_str!("kernels/sum.wgsl"))?;
+        let kernel = self.compile(super::sources::SUM)?;
         let groups = input.len().div_ceil(256).clamp(1, 1024);
         let started = Instant::now();
         let input_buffer = self.upload(input);
@@ -182,7 +182,7 @@ impl Gpu {
 
     /// A Gaussian blur of radius `radius` (a `(2r+1)²` convolution).
     pub fn blur(&self, image: &Image, radius: u32) -> Result<Timed<Image>, GpuError> {
-        let kernel = self.compile(include_str!("kernels/blur.wgsl"))?;
+        let kernel = self.compile(super::sources::BLUR)?;
         let weights = crate::images::gaussian_weights(radius);
         let started = Instant::now();
         let input = self.upload(image.pixels());
@@ -201,7 +201,7 @@ impl Gpu {
 
     /// The edges of an image: the magnitude of its Sobel gradient.
     pub fn edges(&self, image: &Image) -> Result<Timed<Image>, GpuError> {
-        let kernel = self.compile(include_str!("kernels/edges.wgsl"))?;
+        let kernel = self.compile(super::sources::EDGES)?;
         let started = Instant::now();
         let input = self.upload(image.pixels());
         let output = self.zeros::<f32>(image.pixels().len());
