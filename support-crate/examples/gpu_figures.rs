@@ -7,8 +7,9 @@
 
 use std::time::{Duration, Instant};
 
-use parcours::gpu::{self, HashKind, MatmulKernel, Timed, cpu};
+use parcours::gpu::{self, MatmulKernel, Timed, cpu};
 use parcours::images::Image;
+use parcours::passwords::FastHash;
 
 fn best<T>(runs: usize, mut f: impl FnMut() -> T) -> Duration {
     f();
@@ -56,16 +57,34 @@ fn main() {
         let (kernel, total) = best_gpu(runs, || gpu.fma_chain(&x, rounds).unwrap());
         let cpu_time = best(runs, || cpu::fma_chain(&x, rounds));
         let flop = 2.0 * rounds as f64 * n as f64;
-        figure(&format!("fma{rounds}_gpu_flops"), flop / kernel.as_secs_f64());
-        figure(&format!("fma{rounds}_gpu_with_transfers_flops"), flop / total.as_secs_f64());
-        figure(&format!("fma{rounds}_cpu_flops"), flop / cpu_time.as_secs_f64());
+        figure(
+            &format!("fma{rounds}_gpu_flops"),
+            flop / kernel.as_secs_f64(),
+        );
+        figure(
+            &format!("fma{rounds}_gpu_with_transfers_flops"),
+            flop / total.as_secs_f64(),
+        );
+        figure(
+            &format!("fma{rounds}_cpu_flops"),
+            flop / cpu_time.as_secs_f64(),
+        );
     }
 
     let (kernel, total) = best_gpu(runs, || gpu.sum(&x).unwrap());
     let cpu_time = best(runs, || cpu::sum(&x));
-    figure("sum_gpu_bytes_per_second", (n * 4) as f64 / kernel.as_secs_f64());
-    figure("sum_gpu_with_transfers_bytes_per_second", (n * 4) as f64 / total.as_secs_f64());
-    figure("sum_cpu_bytes_per_second", (n * 4) as f64 / cpu_time.as_secs_f64());
+    figure(
+        "sum_gpu_bytes_per_second",
+        (n * 4) as f64 / kernel.as_secs_f64(),
+    );
+    figure(
+        "sum_gpu_with_transfers_bytes_per_second",
+        (n * 4) as f64 / total.as_secs_f64(),
+    );
+    figure(
+        "sum_cpu_bytes_per_second",
+        (n * 4) as f64 / cpu_time.as_secs_f64(),
+    );
 
     let size = if small { 256 } else { 4096 };
     let a: Vec<f32> = (0..size * size).map(|i| (i % 17) as f32 / 17.0).collect();
@@ -73,14 +92,23 @@ fn main() {
     for kernel in MatmulKernel::ALL {
         let repeat = if small { 1 } else { 5 };
         let (time, _) = best_gpu(runs, || {
-            gpu.matmul_repeated(kernel, &a, &a, size, size, size, repeat).unwrap()
+            gpu.matmul_repeated(kernel, &a, &a, size, size, size, repeat)
+                .unwrap()
         });
-        figure(&format!("matmul_{kernel:?}_gpu_flops").to_lowercase(), flop / time.as_secs_f64());
+        figure(
+            &format!("matmul_{kernel:?}_gpu_flops").to_lowercase(),
+            flop / time.as_secs_f64(),
+        );
     }
     let cpu_size = if small { 256 } else { 2048 };
     let cpu_a = &a[..cpu_size * cpu_size];
-    let cpu_time = best(1, || cpu::matmul(cpu_a, cpu_a, cpu_size, cpu_size, cpu_size));
-    figure("matmul_cpu_flops", 2.0 * (cpu_size as f64).powi(3) / cpu_time.as_secs_f64());
+    let cpu_time = best(1, || {
+        cpu::matmul(cpu_a, cpu_a, cpu_size, cpu_size, cpu_size)
+    });
+    figure(
+        "matmul_cpu_flops",
+        2.0 * (cpu_size as f64).powi(3) / cpu_time.as_secs_f64(),
+    );
 
     let side = if small { 512 } else { 4096 };
     let scene = Image::scene(side, side);
@@ -88,18 +116,33 @@ fn main() {
     let cpu_time = best(runs, || cpu::blur(&scene, 4));
     let pixels = (side * side) as f64;
     figure("blur_gpu_pixels_per_second", pixels / kernel.as_secs_f64());
-    figure("blur_gpu_with_transfers_pixels_per_second", pixels / total.as_secs_f64());
-    figure("blur_cpu_pixels_per_second", pixels / cpu_time.as_secs_f64());
+    figure(
+        "blur_gpu_with_transfers_pixels_per_second",
+        pixels / total.as_secs_f64(),
+    );
+    figure(
+        "blur_cpu_pixels_per_second",
+        pixels / cpu_time.as_secs_f64(),
+    );
     let (kernel, total) = best_gpu(runs, || gpu.edges(&scene).unwrap());
     let cpu_time = best(runs, || cpu::edges(&scene));
     figure("edges_gpu_pixels_per_second", pixels / kernel.as_secs_f64());
-    figure("edges_gpu_with_transfers_pixels_per_second", pixels / total.as_secs_f64());
-    figure("edges_cpu_pixels_per_second", pixels / cpu_time.as_secs_f64());
+    figure(
+        "edges_gpu_with_transfers_pixels_per_second",
+        pixels / total.as_secs_f64(),
+    );
+    figure(
+        "edges_cpu_pixels_per_second",
+        pixels / cpu_time.as_secs_f64(),
+    );
 
     let candidates = if small { 1 << 22 } else { 1 << 34 };
-    for kind in [HashKind::Md5, HashKind::Sha256] {
+    for kind in [FastHash::Md5, FastHash::Sha256] {
         gpu.hash_rate(kind, 1 << 16).unwrap();
         let rate = gpu.hash_rate(kind, candidates).unwrap();
-        figure(&format!("{kind:?}_gpu_hashes_per_second").to_lowercase(), rate);
+        figure(
+            &format!("{kind:?}_gpu_hashes_per_second").to_lowercase(),
+            rate,
+        );
     }
 }

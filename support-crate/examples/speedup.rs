@@ -6,8 +6,9 @@ use rayon::prelude::*;
 
 /// A chain of dependent multiply-adds: pure computation, no memory traffic.
 fn unit_of_work(units: u64) -> u64 {
-    let chain = (0..std::hint::black_box(units))
-        .fold(1u64, |acc, i| acc.wrapping_mul(6364136223846793005).wrapping_add(i));
+    let chain = (0..std::hint::black_box(units)).fold(1u64, |acc, i| {
+        acc.wrapping_mul(6364136223846793005).wrapping_add(i)
+    });
     chain >> 60
 }
 
@@ -16,11 +17,17 @@ fn main() {
         .nth(1)
         .map_or(400, |a| a.parse().expect("usage: speedup ITEMS"));
     let scaling = Scaling::measure("computing", [1, 2], || {
-        let total: u64 = (0..items).into_par_iter().map(|_| unit_of_work(200_000)).sum();
+        let total: u64 = (0..items)
+            .into_par_iter()
+            .map(|_| unit_of_work(200_000))
+            .sum();
         std::hint::black_box(total);
     });
     for (threads, timing) in scaling.runs() {
-        println!("threads_{threads}_seconds {}", timing.median().as_secs_f64());
+        println!(
+            "threads_{threads}_seconds {}",
+            timing.median().as_secs_f64()
+        );
     }
     println!("speedup_2_over_1 {}", scaling.speedups()[1].1);
 }

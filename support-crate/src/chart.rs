@@ -56,7 +56,9 @@ macro_rules! plottable {
         }
     )*};
 }
-plottable!(u8, u16, u32, u64, u128, usize, i8, i16, i32, i64, i128, isize, f32, f64);
+plottable!(
+    u8, u16, u32, u64, u128, usize, i8, i16, i32, i64, i128, isize, f32, f64
+);
 
 /// How a series is drawn.
 #[derive(Clone, Copy, Debug, PartialEq)]
@@ -199,10 +201,7 @@ impl Chart {
     /// The points that can be drawn on the chart's axes.
     fn drawable(&self) -> Vec<Series> {
         let keep = |&(x, y): &(f64, f64)| {
-            x.is_finite()
-                && y.is_finite()
-                && (!self.log_x || x > 0.0)
-                && (!self.log_y || y > 0.0)
+            x.is_finite() && y.is_finite() && (!self.log_x || x > 0.0) && (!self.log_y || y > 0.0)
         };
         self.series
             .iter()
@@ -281,15 +280,12 @@ impl Chart {
             let color = PALETTE[i % PALETTE.len()];
             let line = color.stroke_width(2);
             let annotation = match s.mark {
-                Mark::Points => chart.draw_series(
-                    s.points
-                        .iter()
-                        .map(|&p| Circle::new(p, 4, color.filled())),
-                )?,
+                Mark::Points => chart
+                    .draw_series(s.points.iter().map(|&p| Circle::new(p, 4, color.filled())))?,
                 Mark::Line => chart.draw_series(LineSeries::new(s.points.clone(), line))?,
-                Mark::LinePoints => chart.draw_series(
-                    LineSeries::new(s.points.clone(), line).point_size(3),
-                )?,
+                Mark::LinePoints => {
+                    chart.draw_series(LineSeries::new(s.points.clone(), line).point_size(3))?
+                }
             };
             annotation.label(s.name.clone()).legend(move |(x, y)| {
                 PathElement::new(vec![(x, y), (x + 18, y)], color.stroke_width(3))
@@ -464,8 +460,14 @@ impl BarChart {
 /// (`12.5k`, `250M`, `1E`), trailing zeros dropped. Whole numbers below ten thousand stay as
 /// they are, so that years read as years.
 fn compact(value: f64) -> String {
-    const PREFIXES: [(f64, &str); 6] =
-        [(1e18, "E"), (1e15, "P"), (1e12, "T"), (1e9, "G"), (1e6, "M"), (1e3, "k")];
+    const PREFIXES: [(f64, &str); 6] = [
+        (1e18, "E"),
+        (1e15, "P"),
+        (1e12, "T"),
+        (1e9, "G"),
+        (1e6, "M"),
+        (1e3, "k"),
+    ];
     if value.abs() < 1e4 && value.abs() >= 1e3 && value.fract() == 0.0 {
         return format!("{value:.0}");
     }
@@ -510,7 +512,11 @@ fn axis_range(values: impl Iterator<Item = f64>, log: bool, from_zero: bool) -> 
         return lo - pad..hi + pad;
     }
     let pad = (hi - lo) * 0.05;
-    let lo = if from_zero && lo == 0.0 { 0.0 } else { lo - pad };
+    let lo = if from_zero && lo == 0.0 {
+        0.0
+    } else {
+        lo - pad
+    };
     lo..hi + pad
 }
 
@@ -548,7 +554,10 @@ mod tests {
             base.clone().log_x().log_y(),
         ] {
             let svg = chart.to_svg().unwrap();
-            assert!(svg.contains("all scales") && svg.contains("<circle"), "{chart:?}");
+            assert!(
+                svg.contains("all scales") && svg.contains("<circle"),
+                "{chart:?}"
+            );
         }
     }
 
@@ -557,29 +566,44 @@ mod tests {
         let chart = Chart::new("log").log_y().line("s", [(0, 0.0), (1, 0.0)]);
         let error = chart.to_svg().unwrap_err();
         assert!(error.contains("log axes need values above zero"), "{error}");
-        let partial = Chart::new("log").log_y().line("s", [(0, 0.0), (1, 5.0), (2, 50.0)]);
+        let partial = Chart::new("log")
+            .log_y()
+            .line("s", [(0, 0.0), (1, 5.0), (2, 50.0)]);
         assert!(partial.to_svg().is_ok());
     }
 
     #[test]
     fn bars_are_checked_before_drawing() {
         assert!(BarChart::new("empty").to_svg().is_err());
-        let error = BarChart::new("b").log_y().bar("zero", 0.0).to_svg().unwrap_err();
+        let error = BarChart::new("b")
+            .log_y()
+            .bar("zero", 0.0)
+            .to_svg()
+            .unwrap_err();
         assert!(error.contains("bar `zero`"), "{error}");
-        let svg = BarChart::new("b").log_y().bar("x", 1.0).bar("y", 1e4).to_svg().unwrap();
+        let svg = BarChart::new("b")
+            .log_y()
+            .bar("x", 1.0)
+            .bar("y", 1e4)
+            .to_svg()
+            .unwrap();
         // the background, then one rectangle per bar
         assert!(svg.matches("<rect").count() >= 3, "{svg}");
     }
 
     #[test]
     fn axis_labels_are_compact() {
-        let labels: Vec<String> = [0.0, 0.5, 1.0, 13.3, 1995.0, 12_500.0, 2e6, 0.00125, -30_000.0, 1.1e18]
-            .into_iter()
-            .map(compact)
-            .collect();
+        let labels: Vec<String> = [
+            0.0, 0.5, 1.0, 13.3, 1995.0, 12_500.0, 2e6, 0.00125, -30_000.0, 1.1e18,
+        ]
+        .into_iter()
+        .map(compact)
+        .collect();
         assert_eq!(
             labels,
-            ["0", "0.5", "1", "13.3", "1995", "12.5k", "2M", "0.00125", "-30k", "1.1E"]
+            [
+                "0", "0.5", "1", "13.3", "1995", "12.5k", "2M", "0.00125", "-30k", "1.1E"
+            ]
         );
     }
 

@@ -76,11 +76,21 @@ impl WorkerConfig {
     /// # Errors
     /// A message that names the file and says what to fix.
     pub fn load(path: &Path) -> Result<Self, String> {
-        let text = std::fs::read_to_string(path)
-            .map_err(|e| format!("cannot read the worker configuration {}: {e}", path.display()))?;
-        let config: WorkerConfig = serde_json::from_str(&text)
-            .map_err(|e| format!("{} is not a valid worker configuration: {e}", path.display()))?;
-        config.check().map_err(|e| format!("{}: {e}", path.display()))?;
+        let text = std::fs::read_to_string(path).map_err(|e| {
+            format!(
+                "cannot read the worker configuration {}: {e}",
+                path.display()
+            )
+        })?;
+        let config: WorkerConfig = serde_json::from_str(&text).map_err(|e| {
+            format!(
+                "{} is not a valid worker configuration: {e}",
+                path.display()
+            )
+        })?;
+        config
+            .check()
+            .map_err(|e| format!("{}: {e}", path.display()))?;
         Ok(config)
     }
 
@@ -182,8 +192,8 @@ fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
 /// # Errors
 /// A message saying what went wrong: no worker there, a wrong token, a garbled answer.
 pub fn query(address: &str, token: &str) -> Result<WorkerStatus, String> {
-    let mut stream = TcpStream::connect(address)
-        .map_err(|e| format!("no worker answers at {address}: {e}"))?;
+    let mut stream =
+        TcpStream::connect(address).map_err(|e| format!("no worker answers at {address}: {e}"))?;
     stream
         .set_read_timeout(Some(Duration::from_secs(5)))
         .map_err(|e| e.to_string())?;
@@ -261,15 +271,23 @@ mod tests {
         assert!(config.check().unwrap_err().contains("allow_remote"));
         config.allow_remote = true;
         assert!(config.check().is_ok());
-        assert!(WorkerConfig::new("w", "127.0.0.1:0", "short").check().is_err());
+        assert!(
+            WorkerConfig::new("w", "127.0.0.1:0", "short")
+                .check()
+                .is_err()
+        );
     }
 
     #[test]
     fn bad_files_say_what_is_wrong() {
-        let path = std::env::temp_dir().join(format!("parcours-worker-{}.json", std::process::id()));
+        let path =
+            std::env::temp_dir().join(format!("parcours-worker-{}.json", std::process::id()));
         std::fs::write(&path, "{\"name\": \"w\"").unwrap();
         let error = WorkerConfig::load(&path).unwrap_err();
-        assert!(error.contains("not a valid worker configuration"), "{error}");
+        assert!(
+            error.contains("not a valid worker configuration"),
+            "{error}"
+        );
         std::fs::remove_file(&path).unwrap();
         let missing = WorkerConfig::load(&path).unwrap_err();
         assert!(missing.contains("cannot read"), "{missing}");
@@ -277,7 +295,8 @@ mod tests {
 
     #[test]
     fn garbage_does_not_stop_the_worker() {
-        let address = serve_in_background(WorkerConfig::new("w", "127.0.0.1:0", "the-token")).unwrap();
+        let address =
+            serve_in_background(WorkerConfig::new("w", "127.0.0.1:0", "the-token")).unwrap();
         for garbage in [&b"\0\xff\xfe"[..], &[b'x'; 5000][..], b""] {
             let mut stream = TcpStream::connect(&address).unwrap();
             let _ = stream.write_all(garbage);

@@ -77,7 +77,12 @@ impl Machine {
         });
         let cpu_model = system
             .as_ref()
-            .and_then(|system| system.cpus().first().map(|cpu| cpu.brand().trim().to_string()))
+            .and_then(|system| {
+                system
+                    .cpus()
+                    .first()
+                    .map(|cpu| cpu.brand().trim().to_string())
+            })
             .filter(|brand| !brand.is_empty())
             .unwrap_or_else(|| "(not reported)".to_string());
         Machine {
@@ -177,7 +182,10 @@ fn caches(dir: &Path) -> Vec<Cache> {
 
 /// `"32K"`, `"1024K"`, `"32M"` → bytes.
 fn parse_size(text: &str) -> Option<u64> {
-    let (number, unit) = text.split_at(text.find(|c: char| !c.is_ascii_digit()).unwrap_or(text.len()));
+    let (number, unit) = text.split_at(
+        text.find(|c: char| !c.is_ascii_digit())
+            .unwrap_or(text.len()),
+    );
     let factor = match unit.trim() {
         "" => 1,
         "K" => 1 << 10,
@@ -208,7 +216,8 @@ fn numa_nodes(dir: &Path) -> Option<usize> {
         .flatten()
         .filter(|entry| {
             let name = entry.file_name().to_string_lossy().to_string();
-            name.strip_prefix("node").is_some_and(|n| n.parse::<u32>().is_ok())
+            name.strip_prefix("node")
+                .is_some_and(|n| n.parse::<u32>().is_ok())
         })
         .count();
     (count > 0).then_some(count)
@@ -278,19 +287,28 @@ mod tests {
     #[test]
     fn caches_are_read_from_sysfs_layout() {
         let dir = std::env::temp_dir().join(format!("parcours-cache-{}", std::process::id()));
-        for (index, level, kind, size, shared) in
-            [("index0", "1", "Data", "48K", "0-1"), ("index1", "2", "Unified", "1024K", "0")]
-        {
+        for (index, level, kind, size, shared) in [
+            ("index0", "1", "Data", "48K", "0-1"),
+            ("index1", "2", "Unified", "1024K", "0"),
+        ] {
             let path = dir.join(index);
             fs::create_dir_all(&path).unwrap();
-            for (file, text) in [("level", level), ("type", kind), ("size", size), ("shared_cpu_list", shared)] {
+            for (file, text) in [
+                ("level", level),
+                ("type", kind),
+                ("size", size),
+                ("shared_cpu_list", shared),
+            ] {
                 fs::write(path.join(file), text).unwrap();
             }
         }
         let found = caches(&dir);
         fs::remove_dir_all(&dir).unwrap();
         assert_eq!(found.len(), 2);
-        assert_eq!((found[0].level, found[0].bytes, found[0].shared_by), (1, 48 * 1024, 2));
+        assert_eq!(
+            (found[0].level, found[0].bytes, found[0].shared_by),
+            (1, 48 * 1024, 2)
+        );
         assert_eq!(found[1].kind, "Unified");
     }
 

@@ -26,8 +26,16 @@ pub struct Image {
 impl Image {
     /// An image from its pixels, row by row.
     pub fn new(width: usize, height: usize, pixels: Vec<f32>) -> Image {
-        assert_eq!(pixels.len(), width * height, "Image::new: {width} x {height} pixels expected");
-        Image { width, height, pixels }
+        assert_eq!(
+            pixels.len(),
+            width * height,
+            "Image::new: {width} x {height} pixels expected"
+        );
+        Image {
+            width,
+            height,
+            pixels,
+        }
     }
 
     /// A generated landscape — sky, sun, mountains, a house, grain — with sharp and soft
@@ -68,29 +76,45 @@ impl Image {
                 pixels.push(value.clamp(0.0, 1.0));
             }
         }
-        Image { width, height, pixels }
+        Image {
+            width,
+            height,
+            pixels,
+        }
     }
 
     /// Reads a PNG (any colour type; colours become grey by luminance).
     pub fn from_png(bytes: &[u8]) -> Result<Image, String> {
         let mut decoder = png::Decoder::new(std::io::Cursor::new(bytes));
         decoder.set_transformations(png::Transformations::normalize_to_color8());
-        let mut reader = decoder.read_info().map_err(|e| format!("not a readable PNG: {e}"))?;
+        let mut reader = decoder
+            .read_info()
+            .map_err(|e| format!("not a readable PNG: {e}"))?;
         let size = reader.output_buffer_size().ok_or("the PNG is too large")?;
         let mut buffer = vec![0; size];
-        let frame = reader.next_frame(&mut buffer).map_err(|e| format!("PNG data: {e}"))?;
+        let frame = reader
+            .next_frame(&mut buffer)
+            .map_err(|e| format!("PNG data: {e}"))?;
         let channels = frame.color_type.samples();
         let pixels = buffer[..frame.buffer_size()]
             .chunks(channels)
             .map(|p| {
                 let grey = match channels {
                     1 | 2 => f32::from(p[0]),
-                    _ => 0.2126 * f32::from(p[0]) + 0.7152 * f32::from(p[1]) + 0.0722 * f32::from(p[2]),
+                    _ => {
+                        0.2126 * f32::from(p[0])
+                            + 0.7152 * f32::from(p[1])
+                            + 0.0722 * f32::from(p[2])
+                    }
                 };
                 grey / 255.0
             })
             .collect();
-        Ok(Image::new(frame.width as usize, frame.height as usize, pixels))
+        Ok(Image::new(
+            frame.width as usize,
+            frame.height as usize,
+            pixels,
+        ))
     }
 
     /// Reads a PNG file.
@@ -106,10 +130,17 @@ impl Image {
         let mut encoder = png::Encoder::new(&mut png, self.width as u32, self.height as u32);
         encoder.set_color(png::ColorType::Grayscale);
         encoder.set_depth(png::BitDepth::Eight);
-        let bytes: Vec<u8> =
-            self.pixels.iter().map(|&p| (p.clamp(0.0, 1.0) * 255.0).round() as u8).collect();
-        let mut writer = encoder.write_header().expect("writing a PNG header to memory");
-        writer.write_image_data(&bytes).expect("writing PNG data to memory");
+        let bytes: Vec<u8> = self
+            .pixels
+            .iter()
+            .map(|&p| (p.clamp(0.0, 1.0) * 255.0).round() as u8)
+            .collect();
+        let mut writer = encoder
+            .write_header()
+            .expect("writing a PNG header to memory");
+        writer
+            .write_image_data(&bytes)
+            .expect("writing PNG data to memory");
         drop(writer);
         png
     }
@@ -140,7 +171,11 @@ impl Image {
     pub fn normalized(&self) -> Image {
         let max = self.pixels.iter().cloned().fold(0.0f32, f32::max);
         let scale = if max > 0.0 { 1.0 / max } else { 1.0 };
-        Image::new(self.width, self.height, self.pixels.iter().map(|p| p * scale).collect())
+        Image::new(
+            self.width,
+            self.height,
+            self.pixels.iter().map(|p| p * scale).collect(),
+        )
     }
 
     /// The largest difference between two images' pixels (`f32::INFINITY` if their sizes differ).
@@ -148,7 +183,11 @@ impl Image {
         if (self.width, self.height) != (other.width, other.height) {
             return f32::INFINITY;
         }
-        self.pixels.iter().zip(&other.pixels).map(|(a, b)| (a - b).abs()).fold(0.0, f32::max)
+        self.pixels
+            .iter()
+            .zip(&other.pixels)
+            .map(|(a, b)| (a - b).abs())
+            .fold(0.0, f32::max)
     }
 
     /// An `<img>` tag holding the image as PNG.
@@ -185,7 +224,9 @@ pub fn side_by_side(images: &[(&str, &Image)]) -> Html {
             )
         })
         .collect();
-    Html::new(format!("<div style=\"display: flex; flex-wrap: wrap\">{figures}</div>"))
+    Html::new(format!(
+        "<div style=\"display: flex; flex-wrap: wrap\">{figures}</div>"
+    ))
 }
 
 /// The weights of a Gaussian blur of radius `radius`: `(2r+1)²` values summing to 1, with
@@ -217,7 +258,11 @@ mod tests {
         let mut encoder = png::Encoder::new(&mut png, 2, 1);
         encoder.set_color(png::ColorType::Rgb);
         encoder.set_depth(png::BitDepth::Eight);
-        encoder.write_header().unwrap().write_image_data(&[255, 255, 255, 0, 0, 0]).unwrap();
+        encoder
+            .write_header()
+            .unwrap()
+            .write_image_data(&[255, 255, 255, 0, 0, 0])
+            .unwrap();
         let image = Image::from_png(&png).unwrap();
         assert!((image.pixels()[0] - 1.0).abs() < 1e-3 && image.pixels()[1] == 0.0);
     }
@@ -232,7 +277,10 @@ mod tests {
     #[test]
     fn the_scene_has_contrast() {
         let scene = Image::scene(100, 80);
-        let (min, max) = scene.pixels().iter().fold((1.0f32, 0.0f32), |(lo, hi), &p| (lo.min(p), hi.max(p)));
+        let (min, max) = scene
+            .pixels()
+            .iter()
+            .fold((1.0f32, 0.0f32), |(lo, hi), &p| (lo.min(p), hi.max(p)));
         assert!(min < 0.2 && max > 0.95, "{min} {max}");
     }
 }

@@ -38,7 +38,10 @@ pub fn gustafson(serial: f64, workers: f64) -> f64 {
 /// # Panics
 /// If `workers` is not above 1 (one worker says nothing about the serial fraction).
 pub fn karp_flatt(speedup: f64, workers: f64) -> f64 {
-    assert!(workers > 1.0, "Karp–Flatt needs more than one worker, not {workers}");
+    assert!(
+        workers > 1.0,
+        "Karp–Flatt needs more than one worker, not {workers}"
+    );
     (1.0 / speedup - 1.0 / workers) / (1.0 - 1.0 / workers)
 }
 
@@ -119,10 +122,16 @@ impl Scaling {
                     .num_threads(n)
                     .build()
                     .expect("a thread pool");
-                (n, pool.install(|| bench.run(&format!("{n} threads"), &work)))
+                (
+                    n,
+                    pool.install(|| bench.run(&format!("{n} threads"), &work)),
+                )
             })
             .collect();
-        assert!(!runs.is_empty(), "Scaling::measure needs at least one pool size");
+        assert!(
+            !runs.is_empty(),
+            "Scaling::measure needs at least one pool size"
+        );
         Scaling {
             label: label.to_string(),
             runs,
@@ -148,15 +157,24 @@ impl Scaling {
     /// turns, which says nothing about the serial part.
     pub fn serial_fraction(&self) -> f64 {
         let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
-        let fitted: Vec<(usize, f64)> =
-            self.speedups().into_iter().filter(|&(n, _)| n <= cores).collect();
+        let fitted: Vec<(usize, f64)> = self
+            .speedups()
+            .into_iter()
+            .filter(|&(n, _)| n <= cores)
+            .collect();
         fit_serial_fraction(&fitted)
     }
 
     /// Threads, median time, speed-up, efficiency and the Karp–Flatt serial fraction.
     pub fn to_table(&self) -> Table {
-        let mut table = Table::new(["threads", "median", "speed-up", "efficiency", "Karp–Flatt e"])
-            .title(self.label.clone());
+        let mut table = Table::new([
+            "threads",
+            "median",
+            "speed-up",
+            "efficiency",
+            "Karp–Flatt e",
+        ])
+        .title(self.label.clone());
         for ((n, timing), (_, speedup)) in self.runs.iter().zip(self.speedups()) {
             let e = if *n > 1 {
                 format!("{:.3}", karp_flatt(speedup, *n as f64))

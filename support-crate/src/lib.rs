@@ -39,6 +39,8 @@
 //! - [`gpu`] — wgpu on the best adapter (lavapipe without a GPU): WGSL kernels for maps,
 //!   reductions, matrix products, images and password hashes, timed, with CPU references.
 //! - [`images`] — grey images: a generated scene, PNG in and out, shown inline.
+//! - [`passwords`] — testing the strength of a password: keyspaces, times to crack, MD5 and
+//!   SHA-256 cracked with SIMD on every core, and the slow hashes (bcrypt, Argon2) that resist.
 //!
 //! Libraries re-exported, so that cells share one copy of each:
 //! - [`rayon`] — data parallelism (parallel iterators, `join`, thread pools).
@@ -54,13 +56,14 @@ pub mod chart;
 pub mod display;
 pub mod exercise;
 pub mod farm;
-pub mod hardware;
 pub mod gpu;
+pub mod hardware;
 pub mod history;
 pub mod images;
 pub mod laws;
 pub mod measure;
 pub mod notebook;
+pub mod passwords;
 pub mod prelude;
 pub mod progress;
 

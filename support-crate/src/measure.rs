@@ -76,7 +76,8 @@ pub struct StreamBandwidth {
 impl StreamBandwidth {
     /// A table in GB/s.
     pub fn to_table(&self) -> Table {
-        let mut table = Table::new(["kernel", "operation", "bandwidth"]).title("STREAM, best of runs");
+        let mut table =
+            Table::new(["kernel", "operation", "bandwidth"]).title("STREAM, best of runs");
         for (name, op, value) in [
             ("copy", "c = a", self.copy),
             ("scale", "b = q·c", self.scale),
@@ -206,7 +207,11 @@ impl CpuThroughput {
     pub fn to_table(&self) -> Table {
         Table::new(["", "throughput", "over scalar"])
             .title("f32 multiply-add throughput")
-            .row(["scalar".to_string(), format_si(self.scalar, "FLOP/s"), "1.0×".into()])
+            .row([
+                "scalar".to_string(),
+                format_si(self.scalar, "FLOP/s"),
+                "1.0×".into(),
+            ])
             .row([
                 format!("SIMD ({})", self.simd_set),
                 format_si(self.simd, "FLOP/s"),
@@ -258,10 +263,12 @@ fn multiply_add_avx2(xs: &mut [f32], rounds: usize) {
 /// The SIMD loop for the best instruction set this processor has, and its name.
 fn multiply_add_simd() -> (fn(&mut [f32], usize), &'static str) {
     #[cfg(target_arch = "x86_64")]
-    if std::arch::is_x86_feature_detected!("avx2") && std::arch::is_x86_feature_detected!("fma")
-    {
+    if std::arch::is_x86_feature_detected!("avx2") && std::arch::is_x86_feature_detected!("fma") {
         // SAFETY: the processor has AVX2 and FMA, checked just above.
-        return (|xs, rounds| unsafe { multiply_add_avx2(xs, rounds) }, "AVX2 + FMA");
+        return (
+            |xs, rounds| unsafe { multiply_add_avx2(xs, rounds) },
+            "AVX2 + FMA",
+        );
     }
     let name = if cfg!(target_arch = "x86_64") {
         "SSE2"
@@ -347,10 +354,22 @@ impl DiskSpeed {
     pub fn to_table(&self) -> Table {
         Table::new(["", "measured"])
             .title("Disk (a file in the folder given)")
-            .row(["sequential write + fsync", &format_si(self.sequential_write, "B/s")])
-            .row(["sequential read (page cache)", &format_si(self.sequential_read, "B/s")])
-            .row(["random 4 KiB reads (page cache)", &format_si(self.random_reads, "reads/s")])
-            .row(["4 KiB write + fsync", &crate::display::format_duration(self.fsync)])
+            .row([
+                "sequential write + fsync",
+                &format_si(self.sequential_write, "B/s"),
+            ])
+            .row([
+                "sequential read (page cache)",
+                &format_si(self.sequential_read, "B/s"),
+            ])
+            .row([
+                "random 4 KiB reads (page cache)",
+                &format_si(self.random_reads, "reads/s"),
+            ])
+            .row([
+                "4 KiB write + fsync",
+                &crate::display::format_duration(self.fsync),
+            ])
     }
 
     /// Shows the table.
@@ -522,6 +541,9 @@ mod tests {
         assert_eq!(std::fs::read_dir(&dir).unwrap().count(), 0);
         std::fs::remove_dir(&dir).unwrap();
         let missing = disk(Path::new("/nonexistent/folder"), 1 << 20).unwrap_err();
-        assert!(missing.to_string().contains("/nonexistent/folder"), "{missing}");
+        assert!(
+            missing.to_string().contains("/nonexistent/folder"),
+            "{missing}"
+        );
     }
 }

@@ -71,7 +71,9 @@ mod tests {
         let seen = Arc::new(Mutex::new(String::new()));
         let sink = Arc::clone(&seen);
         let previous = std::panic::take_hook();
-        std::panic::set_hook(Box::new(move |info| *sink.lock().unwrap() = panic_line(info)));
+        std::panic::set_hook(Box::new(move |info| {
+            *sink.lock().unwrap() = panic_line(info)
+        }));
         let _ = std::panic::catch_unwind(|| panic!("boom {}", 7));
         std::panic::set_hook(previous);
         let line = seen.lock().unwrap().clone();

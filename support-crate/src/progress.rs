@@ -123,7 +123,11 @@ impl Progress {
                     format_duration(elapsed)
                 )
             }
-            _ => format!("{}: {done} done, {} elapsed", self.label, format_duration(elapsed)),
+            _ => format!(
+                "{}: {done} done, {} elapsed",
+                self.label,
+                format_duration(elapsed)
+            ),
         }
     }
 }

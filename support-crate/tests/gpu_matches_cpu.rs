@@ -2,17 +2,26 @@
 //! (lavapipe in CI). Sizes are odd on purpose: edges and partial workgroups are where
 //! kernels go wrong.
 
-use parcours::gpu::{self, HashKind, MatmulKernel, cpu};
+use parcours::gpu::{self, MatmulKernel, cpu};
 use parcours::images::Image;
+use parcours::passwords::FastHash;
 
 fn ramp(len: usize, seed: u32) -> Vec<f32> {
-    (0..len).map(|i| ((i as u32).wrapping_mul(2_654_435_761).wrapping_add(seed) >> 8) as f32 / 16_777_216.0 - 0.5).collect()
+    (0..len)
+        .map(|i| {
+            ((i as u32).wrapping_mul(2_654_435_761).wrapping_add(seed) >> 8) as f32 / 16_777_216.0
+                - 0.5
+        })
+        .collect()
 }
 
 fn assert_close(gpu: &[f32], cpu: &[f32], tolerance: f32, what: &str) {
     assert_eq!(gpu.len(), cpu.len(), "{what}: lengths differ");
     for (i, (g, c)) in gpu.iter().zip(cpu).enumerate() {
-        assert!((g - c).abs() <= tolerance * (1.0 + c.abs()), "{what}: element {i}: GPU {g}, CPU {c}");
+        assert!(
+            (g - c).abs() <= tolerance * (1.0 + c.abs()),
+            "{what}: element {i}: GPU {g}, CPU {c}"
+        );
     }
 }
 
@@ -44,7 +53,10 @@ fn sum() {
         let x = ramp(len, 7);
         let got = gpu.sum(&x).unwrap().value;
         let want = cpu::sum(&x);
-        assert!((got - want).abs() <= 1e-3 * (1.0 + want.abs()), "sum of {len}: GPU {got}, CPU {want}");
+        assert!(
+            (got - want).abs() <= 1e-3 * (1.0 + want.abs()),
+            "sum of {len}: GPU {got}, CPU {want}"
+        );
     }
 }
 
@@ -54,10 +66,20 @@ fn matmul_kernels() {
     for (m, k, n) in [(1, 1, 1), (37, 29, 45), (64, 64, 64), (130, 70, 65)] {
         let (a, b) = (ramp(m * k, 3), ramp(k * n, 5));
         let reference = cpu::matmul_sequential(&a, &b, m, k, n);
-        assert_close(&cpu::matmul(&a, &b, m, k, n), &reference, 1e-5, "cpu::matmul");
+        assert_close(
+            &cpu::matmul(&a, &b, m, k, n),
+            &reference,
+            1e-5,
+            "cpu::matmul",
+        );
         for kernel in MatmulKernel::ALL {
             let c = gpu.matmul(kernel, &a, &b, m, k, n).unwrap();
-            assert_close(&c.value, &reference, 1e-4, &format!("{kernel:?} {m}x{k}x{n}"));
+            assert_close(
+                &c.value,
+                &reference,
+                1e-4,
+                &format!("{kernel:?} {m}x{k}x{n}"),
+            );
         }
     }
 }
@@ -73,24 +95,40 @@ fn blur_and_edges() {
     }
     let edges = gpu.edges(&scene).unwrap().value;
     assert!(edges.max_difference(&cpu::edges(&scene)) < 1e-4);
-    assert!(edges.pixels().iter().any(|&p| p > 0.5), "the scene has edges");
+    assert!(
+        edges.pixels().iter().any(|&p| p > 0.5),
+        "the scene has edges"
+    );
 }
 
 #[test]
 fn password_hashes() {
     let gpu = gpu::gpu().unwrap();
     // Each found password hashes, on the CPU, to the digest it was searched for.
-    let md5_of_zz9 = [0xe0, 0xdf, 0x37, 0xad, 0x69, 0x0a, 0x0e, 0xff, 0xed, 0x4b, 0x5a, 0xcc, 0xbe, 0x85, 0xf0, 0x47];
-    let found = gpu.crack(HashKind::Md5, &md5_of_zz9, "abcdefghijklmnopqrstuvwxyz0123456789", 3).unwrap();
+    let md5_of_zz9 = [
+        0xe0, 0xdf, 0x37, 0xad, 0x69, 0x0a, 0x0e, 0xff, 0xed, 0x4b, 0x5a, 0xcc, 0xbe, 0x85, 0xf0,
+        0x47,
+    ];
+    let found = gpu
+        .crack(
+            FastHash::Md5,
+            &md5_of_zz9,
+            "abcdefghijklmnopqrstuvwxyz0123456789",
+            3,
+        )
+        .unwrap();
     assert_eq!(found.value.as_deref(), Some("zz9"));
-    assert!(gpu.hash_rate(HashKind::Md5, 1 << 20).unwrap() > 0.0);
+    assert!(gpu.hash_rate(FastHash::Md5, 1 << 20).unwrap() > 0.0);
 }
 
 #[test]
 fn transfer_bandwidth_is_measured() {
     let gpu = gpu::gpu().unwrap();
     let bandwidth = gpu.transfer_bandwidth(8 << 20, 3).unwrap();
-    assert!(bandwidth.upload > 1e6 && bandwidth.download > 1e6, "{bandwidth:?}");
+    assert!(
+        bandwidth.upload > 1e6 && bandwidth.download > 1e6,
+        "{bandwidth:?}"
+    );
 }
 
 #[test]

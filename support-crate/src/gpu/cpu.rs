@@ -8,14 +8,18 @@ use crate::images::{Image, gaussian_weights};
 /// [`Gpu::fma_chain`](super::Gpu::fma_chain) on all cores.
 pub fn fma_chain(input: &[f32], rounds: u32) -> Vec<f32> {
     let mut output = input.to_vec();
-    output.par_chunks_mut(BLOCK).for_each(|block| with_fma(|| fma_rounds(block, rounds)));
+    output
+        .par_chunks_mut(BLOCK)
+        .for_each(|block| with_fma(|| fma_rounds(block, rounds)));
     output
 }
 
 /// [`Gpu::fma_chain`](super::Gpu::fma_chain) on one core.
 pub fn fma_chain_sequential(input: &[f32], rounds: u32) -> Vec<f32> {
     let mut output = input.to_vec();
-    output.chunks_mut(BLOCK).for_each(|block| with_fma(|| fma_rounds(block, rounds)));
+    output
+        .chunks_mut(BLOCK)
+        .for_each(|block| with_fma(|| fma_rounds(block, rounds)));
     output
 }
 
@@ -65,9 +69,15 @@ pub fn matmul_sequential(a: &[f32], b: &[f32], m: usize, k: usize, n: usize) -> 
 
 /// `C = A B` on all cores: one row of C per task, the same `i k j` loops.
 pub fn matmul(a: &[f32], b: &[f32], m: usize, k: usize, n: usize) -> Vec<f32> {
-    assert_eq!((a.len(), b.len()), (m * k, k * n), "matmul: shapes do not match");
+    assert_eq!(
+        (a.len(), b.len()),
+        (m * k, k * n),
+        "matmul: shapes do not match"
+    );
     let mut c = vec![0.0; m * n];
-    c.par_chunks_mut(n).zip(a.par_chunks(k)).for_each(|(c_row, a_row)| with_fma(|| multiply_row(c_row, a_row, b, n)));
+    c.par_chunks_mut(n)
+        .zip(a.par_chunks(k))
+        .for_each(|(c_row, a_row)| with_fma(|| multiply_row(c_row, a_row, b, n)));
     c
 }
 

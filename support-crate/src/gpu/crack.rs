@@ -3,45 +3,27 @@
 use std::time::{Duration, Instant};
 
 use super::{Gpu, GpuError, Timed, Workgroups};
+use crate::passwords::FastHash;
 
-/// The fast hashes the GPU can brute-force.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum HashKind {
-    /// MD5: 16 bytes, broken, still found in old databases.
-    Md5,
-    /// SHA-256: 32 bytes, sound as a hash, far too fast for storing passwords.
-    Sha256,
+fn source(kind: FastHash) -> &'static str {
+    match kind {
+        FastHash::Md5 => super::sources::MD5_CRACK,
+        FastHash::Sha256 => super::sources::SHA256_CRACK,
+    }
 }
 
-impl HashKind {
-    fn source(self) -> &'static str {
-        match self {
-            HashKind::Md5 => super::sources::MD5_CRACK,
-            HashKind::Sha256 => super::sources::SHA256_CRACK,
-        }
-    }
-
-    /// The digest's size in bytes.
-    pub fn digest_len(self) -> usize {
-        match self {
-            HashKind::Md5 => 16,
-            HashKind::Sha256 => 32,
-        }
-    }
-
-    /// The digest as the kernel compares it: MD5 is little-endian, SHA-256 big-endian.
-    fn words(self, digest: &[u8]) -> Vec<u32> {
-        digest
-            .chunks(4)
-            .map(|w| {
-                let word = [w[0], w[1], w[2], w[3]];
-                match self {
-                    HashKind::Md5 => u32::from_le_bytes(word),
-                    HashKind::Sha256 => u32::from_be_bytes(word),
-                }
-            })
-            .collect()
-    }
+/// The digest as the kernel compares it: MD5 is little-endian, SHA-256 big-endian.
+fn words(kind: FastHash, digest: &[u8]) -> Vec<u32> {
+    digest
+        .chunks(4)
+        .map(|w| {
+            let word = [w[0], w[1], w[2], w[3]];
+            match kind {
+                FastHash::Md5 => u32::from_le_bytes(word),
+                FastHash::Sha256 => u32::from_be_bytes(word),
+            }
+        })
+        .collect()
 }
 
 /// The longest password one message block holds (the kernels hash a single block).
@@ -55,17 +37,17 @@ impl Gpu {
     /// `digest`; returns it, or `None` when the keyspace holds none.
     ///
     /// ```
-    /// use parcours::gpu::HashKind;
+    /// use parcours::passwords::FastHash;
     /// let gpu = parcours::gpu::gpu().unwrap();
     /// // MD5("abc")
     /// let digest = [0x90, 0x01, 0x50, 0x98, 0x3c, 0xd2, 0x4f, 0xb0, 0xd6, 0x96, 0x3f, 0x7d,
     ///               0x28, 0xe1, 0x7f, 0x72];
-    /// let found = gpu.crack(HashKind::Md5, &digest, "abcdefghijklmnopqrstuvwxyz", 3).unwrap();
+    /// let found = gpu.crack(FastHash::Md5, &digest, "abcdefghijklmnopqrstuvwxyz", 3).unwrap();
     /// assert_eq!(found.value.as_deref(), Some("abc"));
     /// ```
     pub fn crack(
         &self,
-        kind: HashKind,
+        kind: FastHash,
         digest: &[u8],
         charset: &str,
         length: usize,
@@ -75,7 +57,7 @@ impl Gpu {
 
     /// Hashes per second on this GPU: tries `candidates` passwords of 8 lowercase letters
     /// against a digest none of them has.
-    pub fn hash_rate(&self, kind: HashKind, candidates: u64) -> Result<f64, GpuError> {
+    pub fn hash_rate(&self, kind: FastHash, candidates: u64) -> Result<f64, GpuError> {
         let digest = vec![0u8; kind.digest_len()];
         let timed = self.search(kind, &digest, "abcdefghijklmnopqrstuvwxyz", 8, candidates)?;
         Ok(candidates as f64 / timed.kernel.as_secs_f64())
@@ -83,29 +65,40 @@ impl Gpu {
 
     fn search(
         &self,
-        kind: HashKind,
+        kind: FastHash,
         digest: &[u8],
         charset: &str,
         length: usize,
         limit: u64,
     ) -> Result<Timed<Option<String>>, GpuError> {
         let alphabet: Vec<char> = charset.chars().collect();
-        assert_eq!(digest.len(), kind.digest_len(), "crack: a {kind:?} digest has {} bytes", kind.digest_len());
-        assert!((1..=MAX_LENGTH).contains(&length), "crack: length must be 1..={MAX_LENGTH}");
+        assert_eq!(
+            digest.len(),
+            kind.digest_len(),
+            "crack: a {kind:?} digest has {} bytes",
+            kind.digest_len()
+        );
+        assert!(
+            (1..=MAX_LENGTH).contains(&length),
+            "crack: length must be 1..={MAX_LENGTH}"
+        );
         assert!(
             !alphabet.is_empty() && alphabet.len() <= 256 && charset.is_ascii(),
             "crack: the charset must be 1 to 256 ASCII characters"
         );
-        let kernel = self.compile(kind.source())?;
+        let kernel = self.compile(source(kind))?;
         let base = alphabet.len() as u64;
-        let keyspace = base.checked_pow(length as u32).unwrap_or(u64::MAX).min(limit);
+        let keyspace = base
+            .checked_pow(length as u32)
+            .unwrap_or(u64::MAX)
+            .min(limit);
         let found = self.zeros::<u32>(1);
         let (mut tried, mut batch) = (0u64, 1u64 << 16);
         let (mut upload, mut busy) = (Duration::ZERO, Duration::ZERO);
         while tried < keyspace {
             let count = batch.min(keyspace - tried);
             let started = Instant::now();
-            let mut search = kind.words(digest);
+            let mut search = words(kind, digest);
             search.extend([base as u32, length as u32, count as u32, 0]);
             let mut first = [0u32; 64];
             let mut rest = tried;
@@ -118,7 +111,11 @@ impl Gpu {
             let parameters = self.upload(&search);
             self.write(&found, &[u32::MAX]);
             upload += started.elapsed();
-            let time = self.dispatch(&kernel, &[&parameters, &found], Workgroups::cover(count as usize, 256))?;
+            let time = self.dispatch(
+                &kernel,
+                &[&parameters, &found],
+                Workgroups::cover(count as usize, 256),
+            )?;
             busy += time;
             let started = Instant::now();
             let hit = self.download(&found)?[0];
@@ -126,7 +123,12 @@ impl Gpu {
             if hit != u32::MAX {
                 let index = tried + u64::from(hit);
                 let password = candidate(&alphabet, length, index);
-                return Ok(Timed { value: Some(password), upload, kernel: busy, download: Duration::ZERO });
+                return Ok(Timed {
+                    value: Some(password),
+                    upload,
+                    kernel: busy,
+                    download: Duration::ZERO,
+                });
             }
             tried += count;
             // Grow batches to about 50 ms each: few submissions, yet an early stop when found.
@@ -134,7 +136,12 @@ impl Gpu {
                 batch = (batch * 2).min(MAX_BATCH);
             }
         }
-        Ok(Timed { value: None, upload, kernel: busy, download: Duration::ZERO })
+        Ok(Timed {
+            value: None,
+            upload,
+            kernel: busy,
+            download: Duration::ZERO,
+        })
     }
 }
 
@@ -173,13 +180,23 @@ mod tests {
     }
 
     fn hex(text: &str) -> Vec<u8> {
-        (0..text.len()).step_by(2).map(|i| u8::from_str_radix(&text[i..i + 2], 16).unwrap()).collect()
+        (0..text.len())
+            .step_by(2)
+            .map(|i| u8::from_str_radix(&text[i..i + 2], 16).unwrap())
+            .collect()
     }
 
     #[test]
     fn md5_finds_a_password_at_the_end_of_its_keyspace() {
         let gpu = crate::gpu::gpu().unwrap();
-        let found = gpu.crack(HashKind::Md5, &MD5_ZZ9, "abcdefghijklmnopqrstuvwxyz0123456789", 3).unwrap();
+        let found = gpu
+            .crack(
+                FastHash::Md5,
+                &MD5_ZZ9,
+                "abcdefghijklmnopqrstuvwxyz0123456789",
+                3,
+            )
+            .unwrap();
         assert_eq!(found.value.as_deref(), Some("zz9"));
     }
 
@@ -189,9 +206,9 @@ mod tests {
         // sha256("gpu")
         let digest = hex("e3c5ba51dba85ab0c990db5e309f4d7bdb282470fb02aee75b9022c1399e91c8");
         let lowercase = "abcdefghijklmnopqrstuvwxyz";
-        let absent = gpu.crack(HashKind::Sha256, &digest, lowercase, 2).unwrap();
+        let absent = gpu.crack(FastHash::Sha256, &digest, lowercase, 2).unwrap();
         assert_eq!(absent.value, None);
-        let found = gpu.crack(HashKind::Sha256, &digest, lowercase, 3).unwrap();
+        let found = gpu.crack(FastHash::Sha256, &digest, lowercase, 3).unwrap();
         assert_eq!(found.value.as_deref(), Some("gpu"));
     }
 

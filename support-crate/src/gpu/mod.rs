@@ -32,7 +32,6 @@ pub mod cpu;
 mod crack;
 mod ops;
 
-pub use crack::HashKind;
 pub use ops::{Bandwidth, MatmulKernel, Timed};
 
 /// The WGSL sources of the ready-made kernels (`src/gpu/kernels/`): to read in a notebook, or to
@@ -134,7 +133,9 @@ static SHARED: Mutex<Option<&'static Gpu>> = Mutex::new(None);
 ///
 /// A failure is not remembered: install the driver, call again.
 pub fn gpu() -> Result<&'static Gpu, GpuError> {
-    let mut shared = SHARED.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+    let mut shared = SHARED
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner());
     if let Some(gpu) = *shared {
         return Ok(gpu);
     }
@@ -178,7 +179,8 @@ impl Gpu {
     /// Most code wants the shared [`gpu()`] instead: each `Gpu` holds its own device.
     pub fn open() -> Result<Gpu, GpuError> {
         let instance = instance();
-        let mut candidates = pollster::block_on(instance.enumerate_adapters(wgpu::Backends::VULKAN));
+        let mut candidates =
+            pollster::block_on(instance.enumerate_adapters(wgpu::Backends::VULKAN));
         if candidates.is_empty() {
             let loader = if vulkan_loader_present() {
                 "the Vulkan loader is installed but lists no driver"
@@ -204,8 +206,11 @@ impl Gpu {
             _ => candidates.swap_remove(0),
         };
         let timestamps = adapter.features().contains(wgpu::Features::TIMESTAMP_QUERY);
-        let required_features =
-            if timestamps { wgpu::Features::TIMESTAMP_QUERY } else { wgpu::Features::empty() };
+        let required_features = if timestamps {
+            wgpu::Features::TIMESTAMP_QUERY
+        } else {
+            wgpu::Features::empty()
+        };
         let (device, queue) = pollster::block_on(adapter.request_device(&wgpu::DeviceDescriptor {
             label: Some("parcours"),
             required_features,
@@ -216,7 +221,13 @@ impl Gpu {
         // Errors are caught in scopes around each call; one that escapes is printed, not
         // turned into a panic that would end the cell.
         device.on_uncaptured_error(Arc::new(|error| eprintln!("GPU error: {error}")));
-        Ok(Gpu { adapter, device, queue, timestamps, kernels: Mutex::new(HashMap::new()) })
+        Ok(Gpu {
+            adapter,
+            device,
+            queue,
+            timestamps,
+            kernels: Mutex::new(HashMap::new()),
+        })
     }
 
     /// The adapter's name, driver and type.
@@ -266,13 +277,26 @@ impl Gpu {
             .row(["driver", &format!("{} {}", info.driver, info.driver_info)])
             .row(["backend", &format!("{:?}", info.backend)])
             .row(["subgroup (warp) size", &subgroup_sizes(&info)])
-            .row(["max workgroup size", &limits.max_compute_invocations_per_workgroup.to_string()])
+            .row([
+                "max workgroup size",
+                &limits.max_compute_invocations_per_workgroup.to_string(),
+            ])
             .row([
                 "workgroup memory",
                 &crate::display::format_bytes(limits.max_compute_workgroup_storage_size.into()),
             ])
-            .row(["largest buffer", &crate::display::format_bytes(limits.max_buffer_size)])
-            .row(["kernel timing", if self.timestamps { "GPU timestamps" } else { "wall clock" }])
+            .row([
+                "largest buffer",
+                &crate::display::format_bytes(limits.max_buffer_size),
+            ])
+            .row([
+                "kernel timing",
+                if self.timestamps {
+                    "GPU timestamps"
+                } else {
+                    "wall clock"
+                },
+            ])
     }
 
     /// Compiles a WGSL compute kernel whose entry point is `main`; its buffers are
@@ -284,23 +308,30 @@ impl Gpu {
             return Ok(kernel.clone());
         }
         let scope = self.device.push_error_scope(wgpu::ErrorFilter::Validation);
-        let module = self.device.create_shader_module(wgpu::ShaderModuleDescriptor {
-            label: None,
-            source: wgpu::ShaderSource::Wgsl(wgsl.into()),
-        });
-        let pipeline = self.device.create_compute_pipeline(&wgpu::ComputePipelineDescriptor {
-            label: None,
-            layout: None,
-            module: &module,
-            entry_point: Some("main"),
-            compilation_options: Default::default(),
-            cache: None,
-        });
+        let module = self
+            .device
+            .create_shader_module(wgpu::ShaderModuleDescriptor {
+                label: None,
+                source: wgpu::ShaderSource::Wgsl(wgsl.into()),
+            });
+        let pipeline = self
+            .device
+            .create_compute_pipeline(&wgpu::ComputePipelineDescriptor {
+                label: None,
+                layout: None,
+                module: &module,
+                entry_point: Some("main"),
+                compilation_options: Default::default(),
+                cache: None,
+            });
         if let Some(error) = pollster::block_on(scope.pop()) {
             return Err(GpuError::Shader(error.to_string()));
         }
         let kernel = Kernel { pipeline };
-        self.kernels.lock().unwrap().insert(wgsl.to_string(), kernel.clone());
+        self.kernels
+            .lock()
+            .unwrap()
+            .insert(wgsl.to_string(), kernel.clone());
         Ok(kernel)
     }
 
@@ -315,12 +346,18 @@ impl Gpu {
         } else {
             bytes
         };
-        let buffer = self.device.create_buffer_init(&wgpu::util::BufferInitDescriptor {
-            label: None,
-            contents,
-            usage: STORAGE_USAGE,
-        });
-        GpuBuffer { buffer, len: data.len(), element: PhantomData }
+        let buffer = self
+            .device
+            .create_buffer_init(&wgpu::util::BufferInitDescriptor {
+                label: None,
+                contents,
+                usage: STORAGE_USAGE,
+            });
+        GpuBuffer {
+            buffer,
+            len: data.len(),
+            element: PhantomData,
+        }
     }
 
     /// A new GPU buffer of `len` zeroed elements.
@@ -332,13 +369,22 @@ impl Gpu {
             usage: STORAGE_USAGE,
             mapped_at_creation: false,
         });
-        GpuBuffer { buffer, len, element: PhantomData }
+        GpuBuffer {
+            buffer,
+            len,
+            element: PhantomData,
+        }
     }
 
     /// Overwrites a buffer with `data` (same length).
     pub fn write<T: Pod>(&self, buffer: &GpuBuffer<T>, data: &[T]) {
-        assert_eq!(buffer.len, data.len(), "write: the buffer and the data differ in length");
-        self.queue.write_buffer(&buffer.buffer, 0, bytemuck::cast_slice(data));
+        assert_eq!(
+            buffer.len,
+            data.len(),
+            "write: the buffer and the data differ in length"
+        );
+        self.queue
+            .write_buffer(&buffer.buffer, 0, bytemuck::cast_slice(data));
     }
 
     /// Copies a buffer back to the host, waiting for the work that writes it.
@@ -357,7 +403,9 @@ impl Gpu {
         encoder.copy_buffer_to_buffer(&buffer.buffer, 0, &staging, 0, bytes.next_multiple_of(4));
         self.queue.submit([encoder.finish()]);
         let bytes = self.read_mapped(&staging)?;
-        Ok(bytemuck::pod_collect_to_vec(&bytes[..buffer.len * size_of::<T>()]))
+        Ok(bytemuck::pod_collect_to_vec(
+            &bytes[..buffer.len * size_of::<T>()],
+        ))
     }
 
     fn read_mapped(&self, staging: &wgpu::Buffer) -> Result<Vec<u8>, GpuError> {
@@ -370,7 +418,9 @@ impl Gpu {
             .recv()
             .map_err(|_| GpuError::Readback("the map callback never ran".into()))?
             .map_err(|error| GpuError::Readback(error.to_string()))?;
-        let view = staging.get_mapped_range(..).map_err(|e| GpuError::Readback(e.to_string()))?;
+        let view = staging
+            .get_mapped_range(..)
+            .map_err(|e| GpuError::Readback(e.to_string()))?;
         let bytes = view.to_vec();
         drop(view);
         staging.unmap();
@@ -484,7 +534,11 @@ impl Gpu {
                 let period = f64::from(self.queue.get_timestamp_period());
                 let nanos = ticks[1].saturating_sub(ticks[0]) as f64 * period;
                 // Some drivers report zero for passes they cannot time: fall back.
-                if nanos > 0.0 { Duration::from_nanos(nanos as u64) } else { wall }
+                if nanos > 0.0 {
+                    Duration::from_nanos(nanos as u64)
+                } else {
+                    wall
+                }
             }
             None => wall,
         };
@@ -501,9 +555,14 @@ fn subgroup_sizes(info: &wgpu::AdapterInfo) -> String {
 }
 
 fn vulkan_loader_present() -> bool {
-    ["/usr/lib/x86_64-linux-gnu", "/usr/lib/aarch64-linux-gnu", "/usr/lib64", "/usr/lib"]
-        .iter()
-        .any(|dir| std::path::Path::new(dir).join("libvulkan.so.1").exists())
+    [
+        "/usr/lib/x86_64-linux-gnu",
+        "/usr/lib/aarch64-linux-gnu",
+        "/usr/lib64",
+        "/usr/lib",
+    ]
+    .iter()
+    .any(|dir| std::path::Path::new(dir).join("libvulkan.so.1").exists())
 }
 
 const STORAGE_USAGE: wgpu::BufferUsages = wgpu::BufferUsages::STORAGE
@@ -613,7 +672,9 @@ mod tests {
             )
             .unwrap();
         let buffer = gpu.zeros::<u32>(1);
-        let error = gpu.dispatch(&kernel, &[&buffer], [1_000_000, 1, 1]).unwrap_err();
+        let error = gpu
+            .dispatch(&kernel, &[&buffer], [1_000_000, 1, 1])
+            .unwrap_err();
         assert!(error.to_string().contains("per dimension"), "{error}");
         // Still usable afterwards.
         gpu.dispatch(&kernel, &[&buffer], 1).unwrap();

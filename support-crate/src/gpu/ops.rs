@@ -26,7 +26,12 @@ impl<T> Timed<T> {
 
     /// The same times with the value transformed.
     pub fn map<U>(self, f: impl FnOnce(T) -> U) -> Timed<U> {
-        Timed { value: f(self.value), upload: self.upload, kernel: self.kernel, download: self.download }
+        Timed {
+            value: f(self.value),
+            upload: self.upload,
+            kernel: self.kernel,
+            download: self.download,
+        }
     }
 }
 
@@ -43,7 +48,11 @@ pub enum MatmulKernel {
 
 impl MatmulKernel {
     /// All three, for comparisons.
-    pub const ALL: [MatmulKernel; 3] = [MatmulKernel::Naive, MatmulKernel::Tiled, MatmulKernel::Register];
+    pub const ALL: [MatmulKernel; 3] = [
+        MatmulKernel::Naive,
+        MatmulKernel::Tiled,
+        MatmulKernel::Register,
+    ];
 
     fn source(self) -> &'static str {
         match self {
@@ -54,8 +63,16 @@ impl MatmulKernel {
     }
 
     fn workgroups(self, m: usize, n: usize) -> Workgroups {
-        let per_group = if self == MatmulKernel::Register { 64 } else { 16 };
-        Workgroups([n.div_ceil(per_group) as u32, m.div_ceil(per_group) as u32, 1])
+        let per_group = if self == MatmulKernel::Register {
+            64
+        } else {
+            16
+        };
+        Workgroups([
+            n.div_ceil(per_group) as u32,
+            m.div_ceil(per_group) as u32,
+            1,
+        ])
     }
 }
 
@@ -86,7 +103,11 @@ impl Gpu {
         let input_buffer = self.upload(input);
         let output = self.zeros::<f32>(input.len());
         let upload = self.settle(started)?;
-        let kernel = self.dispatch(&kernel, &[&input_buffer, &output], Workgroups::cover(input.len(), 256))?;
+        let kernel = self.dispatch(
+            &kernel,
+            &[&input_buffer, &output],
+            Workgroups::cover(input.len(), 256),
+        )?;
         self.finish(output, upload, kernel)
     }
 
@@ -251,10 +272,19 @@ impl Gpu {
     ) -> Result<Timed<Vec<T>>, GpuError> {
         let started = Instant::now();
         let value = self.download(&output)?;
-        Ok(Timed { value, upload, kernel, download: started.elapsed() })
+        Ok(Timed {
+            value,
+            upload,
+            kernel,
+            download: started.elapsed(),
+        })
     }
 }
 
 fn image_workgroups(image: &Image) -> Workgroups {
-    Workgroups([image.width().div_ceil(16) as u32, image.height().div_ceil(16) as u32, 1])
+    Workgroups([
+        image.width().div_ceil(16) as u32,
+        image.height().div_ceil(16) as u32,
+        1,
+    ])
 }

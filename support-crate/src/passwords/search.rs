@@ -1,0 +1,300 @@
+//! Exhaustive search: every candidate of a keyspace, in blocks built once and scanned by the
+//! SIMD kernels, on every core.
+//!
+//! A candidate's first characters vary fastest, and the first four sit in the block's first
+//! word. So the first `p` characters (`p` ≤ 4) are precomputed once as a *table* of their
+//! contributions to word 0, and the rest of the block, a *unit*, changes only after the whole
+//! table has been scanned: a kernel adds a table entry to word 0 and leaves the 15 other
+//! words alone. Units are grouped in chunks, the chunks spread over rayon's threads.
+
+use std::ops::Range;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use rayon::prelude::*;
+
+#[cfg(target_arch = "x86_64")]
+use super::lanes::{Pair, x86::Sse2};
+use super::{Charset, FastHash, Simd};
+use super::{md5, sha256};
+
+/// The longest password that fits one block: 64 bytes less the `0x80` and the 8-byte length.
+pub(super) const MAX_LENGTH: usize = 55;
+
+/// The widest kernel's lane count: tables are padded to a multiple of it.
+const MAX_LANES: usize = 32;
+
+/// Candidates per chunk (about a millisecond on a core): small enough to share the work
+/// evenly and to stop soon after a find, large enough that handing out chunks costs nothing.
+const CHUNK_CANDIDATES: u64 = 1 << 18;
+
+/// A digest to search for, as the hash's words.
+#[derive(Clone, Copy, Debug)]
+pub(super) enum Target {
+    Md5([u32; 4]),
+    Sha256([u32; 8]),
+}
+
+impl Target {
+    /// The target for `digest`.
+    ///
+    /// # Panics
+    /// If `digest` is not the hash's length.
+    pub(super) fn new(hash: FastHash, digest: &[u8]) -> Self {
+        let length = hash.digest_len();
+        assert_eq!(digest.len(), length, "{hash} digests have {length} bytes");
+        let mut words = digest
+            .chunks_exact(4)
+            .map(|w| <[u8; 4]>::try_from(w).unwrap());
+        match hash {
+            FastHash::Md5 => Target::Md5(std::array::from_fn(|_| {
+                u32::from_le_bytes(words.next().unwrap())
+            })),
+            FastHash::Sha256 => Target::Sha256(std::array::from_fn(|_| {
+                u32::from_be_bytes(words.next().unwrap())
+            })),
+        }
+    }
+
+    fn hash(self) -> FastHash {
+        match self {
+            Target::Md5(_) => FastHash::Md5,
+            Target::Sha256(_) => FastHash::Sha256,
+        }
+    }
+}
+
+/// The 16 words of the single block that holds `message`, padded as MD5 and SHA-256 pad it.
+pub(super) fn block_words(hash: FastHash, message: &[u8]) -> [u32; 16] {
+    assert!(message.len() <= MAX_LENGTH);
+    let mut block = [0u8; 64];
+    block[..message.len()].copy_from_slice(message);
+    block[message.len()] = 0x80;
+    let bits = 8 * message.len() as u64;
+    match hash {
+        FastHash::Md5 => block[56..].copy_from_slice(&bits.to_le_bytes()),
+        FastHash::Sha256 => block[56..].copy_from_slice(&bits.to_be_bytes()),
+    }
+    std::array::from_fn(|i| word(hash, block[4 * i..4 * i + 4].try_into().unwrap()))
+}
+
+/// A block word from its four bytes, in the hash's byte order.
+fn word(hash: FastHash, bytes: [u8; 4]) -> u32 {
+    match hash {
+        FastHash::Md5 => u32::from_le_bytes(bytes),
+        FastHash::Sha256 => u32::from_be_bytes(bytes),
+    }
+}
+
+/// A search of one keyspace for one target, ready to run over any range of its units.
+pub(super) struct Search {
+    target: Target,
+    simd: Simd,
+    symbols: Vec<u8>,
+    length: usize,
+    /// How many first characters the table covers.
+    table_characters: usize,
+    /// Their contributions to word 0, then copies of the last one up to a multiple of
+    /// [`MAX_LANES`] (a copy is tested again, never counted again).
+    table: Vec<u32>,
+    /// The table's real entries: `symbols.len()` to the power `table_characters`.
+    table_len: u64,
+    /// Keyspace divided by `table_len`.
+    units: u64,
+}
+
+impl Search {
+    /// A search for `target` among the passwords of `length` characters from `charset`, with
+    /// the kernels of `simd`.
+    ///
+    /// # Panics
+    /// If the processor lacks `simd`, `length` is not in 1..=55, or the keyspace has more
+    /// than 2⁶⁴ units.
+    pub(super) fn new(target: Target, charset: &Charset, length: usize, simd: Simd) -> Self {
+        // What makes the SIMD kernels safe to call: see `scan`.
+        assert!(simd.is_available(), "this processor has no {simd}");
+        assert!(
+            (1..=MAX_LENGTH).contains(&length),
+            "the kernels hash single blocks: passwords of 1 to {MAX_LENGTH} characters, not {length}"
+        );
+        let symbols = charset.symbols().to_vec();
+        let n = symbols.len() as u64;
+        // Enough first characters for a table that fills the lanes with little padding.
+        let table_characters = (1..=length.min(4))
+            .find(|&p| n.pow(p as u32) >= 16 * MAX_LANES as u64)
+            .unwrap_or(length.min(4));
+        let table_len = n.pow(table_characters as u32);
+        let units = (n as u128)
+            .checked_pow((length - table_characters) as u32)
+            .and_then(|units| u64::try_from(units).ok())
+            .expect("a keyspace too large to search");
+        let hash = target.hash();
+        let mut table: Vec<u32> = (0..table_len)
+            .map(|q| {
+                let mut prefix = [0u8; 4];
+                decode(&symbols, q as u128, &mut prefix[..table_characters]);
+                word(hash, prefix)
+            })
+            .collect();
+        let padded = table.len().next_multiple_of(MAX_LANES);
+        table.resize(padded, *table.last().expect("a charset has symbols"));
+        Search {
+            target,
+            simd,
+            symbols,
+            length,
+            table_characters,
+            table,
+            table_len,
+            units,
+        }
+    }
+
+    /// How many units the keyspace has.
+    pub(super) fn units(&self) -> u64 {
+        self.units
+    }
+
+    /// How many candidates a unit holds.
+    pub(super) fn candidates_per_unit(&self) -> u64 {
+        self.table_len
+    }
+
+    /// Searches `units` on every thread of rayon's pool; returns the password found.
+    pub(super) fn run(&self, units: Range<u64>) -> Option<Vec<u8>> {
+        let count = units.end - units.start;
+        // Chunks of about CHUNK_CANDIDATES, and at least four per thread.
+        let chunk = (CHUNK_CANDIDATES / self.table_len)
+            .min(count / (4 * rayon::current_num_threads() as u64))
+            .max(1);
+        let chunks = count.div_ceil(chunk);
+        // `find_map_any` hands out no more chunks once one has found the password; the flag
+        // stops the chunks already running, at their next unit.
+        let found = AtomicBool::new(false);
+        (0..chunks).into_par_iter().find_map_any(|c| {
+            let start = units.start + c * chunk;
+            let end = (start + chunk).min(units.end);
+            let password = self.run_chunk(start..end, &found);
+            if password.is_some() {
+                found.store(true, Ordering::Relaxed);
+            }
+            password
+        })
+    }
+
+    /// Searches `units` on this thread, unit after unit, until `found` is set.
+    fn run_chunk(&self, units: Range<u64>, found: &AtomicBool) -> Option<Vec<u8>> {
+        let hash = self.target.hash();
+        // The first characters stay zero here: the table adds them.
+        let mut password = vec![0u8; self.length];
+        let mut digits = vec![0usize; self.length];
+        let rest = self.table_characters..self.length;
+        decode_digits(
+            self.symbols.len(),
+            units.start as u128,
+            &mut digits[rest.clone()],
+        );
+        for (byte, &digit) in password[rest.clone()].iter_mut().zip(&digits[rest.clone()]) {
+            *byte = self.symbols[digit];
+        }
+        for _ in units {
+            if found.load(Ordering::Relaxed) {
+                return None;
+            }
+            let words = block_words(hash, &password);
+            if let Some(j) = self.scan(&words) {
+                let mut prefix = vec![0u8; self.table_characters];
+                decode(&self.symbols, j as u128, &mut prefix);
+                password[..self.table_characters].copy_from_slice(&prefix);
+                return Some(password);
+            }
+            // The next unit: an odometer on the characters after the table's.
+            for position in rest.clone() {
+                digits[position] += 1;
+                if digits[position] < self.symbols.len() {
+                    password[position] = self.symbols[digits[position]];
+                    break;
+                }
+                digits[position] = 0;
+                password[position] = self.symbols[0];
+            }
+        }
+        None
+    }
+
+    /// The table index of the candidate, among those of `words`, that hashes to the target.
+    fn scan(&self, words: &[u32; 16]) -> Option<usize> {
+        let table = &self.table[..];
+        match (self.simd, self.target) {
+            #[cfg(target_arch = "x86_64")]
+            // SAFETY: the processor has AVX-512F: `new` checked `self.simd` is available.
+            (Simd::Avx512, Target::Md5(d)) => unsafe { avx512::md5_scan(words, table, d) },
+            #[cfg(target_arch = "x86_64")]
+            // SAFETY: as above.
+            (Simd::Avx512, Target::Sha256(d)) => unsafe { avx512::sha256_scan(words, table, d) },
+            #[cfg(target_arch = "x86_64")]
+            // SAFETY: the processor has AVX2: `new` checked `self.simd` is available.
+            (Simd::Avx2, Target::Md5(d)) => unsafe { avx2::md5_scan(words, table, d) },
+            #[cfg(target_arch = "x86_64")]
+            // SAFETY: as above.
+            (Simd::Avx2, Target::Sha256(d)) => unsafe { avx2::sha256_scan(words, table, d) },
+            #[cfg(target_arch = "x86_64")]
+            (Simd::Sse2, Target::Md5(d)) => md5::scan::<Pair<Sse2>>(words, table, d),
+            #[cfg(target_arch = "x86_64")]
+            (Simd::Sse2, Target::Sha256(d)) => sha256::scan::<Sse2>(words, table, d),
+            (Simd::Scalar, Target::Md5(d)) => md5::scan::<[u32; 1]>(words, table, d),
+            (Simd::Scalar, Target::Sha256(d)) => sha256::scan::<[u32; 1]>(words, table, d),
+            #[cfg(not(target_arch = "x86_64"))]
+            (Simd::Avx512 | Simd::Avx2 | Simd::Sse2, _) => unreachable!("x86-64 only"),
+        }
+    }
+}
+
+/// The kernels compiled for AVX-512: 16 lanes a register.
+#[cfg(target_arch = "x86_64")]
+mod avx512 {
+    use super::super::lanes::{Pair, x86::Avx512};
+    use super::{md5, sha256};
+
+    #[target_feature(enable = "avx512f")]
+    pub(super) fn md5_scan(words: &[u32; 16], table: &[u32], digest: [u32; 4]) -> Option<usize> {
+        md5::scan::<Pair<Avx512>>(words, table, digest)
+    }
+
+    #[target_feature(enable = "avx512f")]
+    pub(super) fn sha256_scan(words: &[u32; 16], table: &[u32], digest: [u32; 8]) -> Option<usize> {
+        sha256::scan::<Avx512>(words, table, digest)
+    }
+}
+
+/// The kernels compiled for AVX2: 8 lanes a register.
+#[cfg(target_arch = "x86_64")]
+mod avx2 {
+    use super::super::lanes::{Pair, x86::Avx2};
+    use super::{md5, sha256};
+
+    #[target_feature(enable = "avx2")]
+    pub(super) fn md5_scan(words: &[u32; 16], table: &[u32], digest: [u32; 4]) -> Option<usize> {
+        md5::scan::<Pair<Avx2>>(words, table, digest)
+    }
+
+    #[target_feature(enable = "avx2")]
+    pub(super) fn sha256_scan(words: &[u32; 16], table: &[u32], digest: [u32; 8]) -> Option<usize> {
+        sha256::scan::<Avx2>(words, table, digest)
+    }
+}
+
+/// Writes `index` in base `symbols.len()` into `out`, first character the least significant.
+pub(super) fn decode(symbols: &[u8], index: u128, out: &mut [u8]) {
+    let mut digits = vec![0; out.len()];
+    decode_digits(symbols.len(), index, &mut digits);
+    for (byte, digit) in out.iter_mut().zip(digits) {
+        *byte = symbols[digit];
+    }
+}
+
+fn decode_digits(base: usize, mut index: u128, digits: &mut [usize]) {
+    for digit in digits {
+        *digit = (index % base as u128) as usize;
+        index /= base as u128;
+    }
+}
