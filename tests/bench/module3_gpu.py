@@ -1,0 +1,63 @@
+"""Module 3 benchmark: every GPU kernel against its CPU reference (rayon, all cores), as ratios.
+
+Runs the `gpu_figures` example (release) on this machine's best adapter — lavapipe without a
+GPU — and prints GPU / CPU for each kernel, kernel alone and with the host<->GPU copies, plus the
+adapter's transfer rates, matrix-product GFLOP/s and hash rates.
+
+    ./course bench gpu             # or: python tests/bench/module3_gpu.py [--small]
+"""
+
+import argparse
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[2]
+HOME = Path(os.environ.get("PARCOURS_HOME") or Path.home() / ".cache" / "parcours")
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--small", action="store_true", help="CI sizes (seconds, not minutes)")
+    args = parser.parse_args()
+    target = HOME / "target"
+    env = dict(os.environ, CARGO_TARGET_DIR=str(target))
+    print("building the gpu_figures example (release)...", flush=True)
+    subprocess.run(["cargo", "build", "--release", "-q", "-p", "parcours", "--example", "gpu_figures"],
+                   cwd=REPO, env=env, check=True)
+    command = [str(target / "release" / "examples" / "gpu_figures")] + (["--small"] if args.small else [])
+    run = subprocess.run(command, capture_output=True, text=True)
+    if run.returncode != 0:
+        sys.exit(f"gpu_figures failed:\n{run.stdout}\n{run.stderr}")
+    figures, facts = {}, {}
+    for line in run.stdout.splitlines():
+        name, _, value = line.partition(" ")
+        try:
+            figures[name] = float(value)
+        except ValueError:
+            facts[name] = value
+    print(f"\nadapter: {facts['adapter'].replace('_', ' ')} ({facts['adapter_type']}), "
+          f"kernel timing: {'GPU timestamps' if facts['timestamps'] == 'true' else 'wall clock'}, "
+          f"CPU: {int(figures['cpu_threads'])} threads\n")
+    print(f"{'kernel':<28} {'GPU kernel / CPU':>17} {'GPU + copies / CPU':>19}")
+    rows = [("fma chain, 1 round", "fma1_gpu_flops", "fma1_gpu_with_transfers_flops", "fma1_cpu_flops"),
+            ("fma chain, 64 rounds", "fma64_gpu_flops", "fma64_gpu_with_transfers_flops", "fma64_cpu_flops"),
+            ("fma chain, 1024 rounds", "fma1024_gpu_flops", "fma1024_gpu_with_transfers_flops", "fma1024_cpu_flops"),
+            ("sum", "sum_gpu_bytes_per_second", "sum_gpu_with_transfers_bytes_per_second", "sum_cpu_bytes_per_second"),
+            ("blur, radius 4", "blur_gpu_pixels_per_second", "blur_gpu_with_transfers_pixels_per_second", "blur_cpu_pixels_per_second"),
+            ("edges (Sobel)", "edges_gpu_pixels_per_second", "edges_gpu_with_transfers_pixels_per_second", "edges_cpu_pixels_per_second")]
+    for label, gpu, with_copies, cpu in rows:
+        print(f"{label:<28} {figures[gpu] / figures[cpu]:>16.2f}x {figures[with_copies] / figures[cpu]:>18.2f}x")
+    for kernel in ("naive", "tiled", "register"):
+        rate = figures[f"matmul_{kernel}_gpu_flops"]
+        print(f"{'matmul, ' + kernel:<28} {rate / figures['matmul_cpu_flops']:>16.2f}x {'':>19}"
+              f"  ({rate / 1e9:.1f} GFLOP/s; CPU {figures['matmul_cpu_flops'] / 1e9:.1f})")
+    print(f"\nhost -> GPU {figures['upload_bytes_per_second'] / 1e9:.2f} GB/s, "
+          f"GPU -> host {figures['download_bytes_per_second'] / 1e9:.2f} GB/s")
+    print(f"GPU MD5 {figures['md5_gpu_hashes_per_second'] / 1e6:.1f} MH/s, "
+          f"SHA-256 {figures['sha256_gpu_hashes_per_second'] / 1e6:.1f} MH/s")
+
+
+if __name__ == "__main__":
+    main()
