@@ -606,13 +606,14 @@ pub fn crack(
 /// use std::time::Duration;
 /// use parcours::passwords::*;
 /// let pool = parcours::rayon::ThreadPoolBuilder::new().num_threads(1).build().unwrap();
-/// let one_core = pool.install(|| hash_rate(FastHash::Md5, Simd::best(), Duration::from_millis(50)));
-/// let scalar = pool.install(|| hash_rate(FastHash::Md5, Simd::Scalar, Duration::from_millis(50)));
+/// let duration = Duration::from_millis(50);
+/// let one_core = pool.install(|| hash_rate(FastHash::Md5, Simd::best(), duration));
+/// let scalar = pool.install(|| hash_rate(FastHash::Md5, Simd::Scalar, duration));
 /// assert!(one_core > 1e6 && scalar > 1e6, "{one_core} {scalar}");
 /// ```
 pub fn hash_rate(hash: FastHash, simd: Simd, duration: Duration) -> f64 {
     // Eight letters or digits: more candidates than any measurement can try. The target is
-    // a digest of zeros, which no candidate has.
+    // a digest of zeros, which no candidate is known to hash to.
     let target = vec![0u8; hash.digest_len()];
     let search = Search::new(
         Target::new(hash, &target),
@@ -707,8 +708,8 @@ fn rate(hashes: usize, hash: impl Fn(&[u8]) + Sync) -> f64 {
 
 #[cfg(test)]
 mod tests {
-    use super::lanes::Lanes;
-    use super::search::{MAX_LENGTH, block_words};
+    use super::lanes::{Lanes, splat_each};
+    use super::search::{MAX_LENGTH, Target, block_words};
     use super::*;
 
     /// A small deterministic generator (xorshift64*): tests need varied inputs, not secrets.
@@ -727,60 +728,94 @@ mod tests {
         }
     }
 
-    /// The digests of `blocks`, hashed side by side in `W` lanes.
-    fn md5_lanes<const W: usize>(blocks: &[[u32; 16]]) -> Vec<[u32; 4]> {
-        let words: [[u32; W]; 16] =
-            std::array::from_fn(|w| std::array::from_fn(|lane| blocks[lane][w]));
-        let state = md5::compress(md5::IV.map(<[u32; W]>::splat), &words);
-        (0..W).map(|lane| state.map(|w| w[lane])).collect()
+    /// Whether lanes `L`, hashing the first `L::WIDTH` messages side by side, get the
+    /// reference crates' digests.
+    #[inline(always)]
+    fn lanes_match_references<L: Lanes>(messages: &[Vec<u8>]) -> bool {
+        let messages = &messages[..L::WIDTH];
+        let every_lane = u64::MAX >> (64 - L::WIDTH);
+        // Word `w` of every row, one per lane.
+        let column = |rows: &[Vec<u32>], w: usize| {
+            let words: Vec<u32> = rows.iter().map(|row| row[w]).collect();
+            L::load(&words)
+        };
+        let mut all_match = true;
+        for hash in [FastHash::Md5, FastHash::Sha256] {
+            let blocks: Vec<Vec<u32>> = messages
+                .iter()
+                .map(|m| block_words(hash, m).to_vec())
+                .collect();
+            let digests: Vec<Vec<u32>> = messages
+                .iter()
+                .map(|m| match Target::new(hash, &hash.digest(m)) {
+                    Target::Md5(words) => words.to_vec(),
+                    Target::Sha256(words) => words.to_vec(),
+                })
+                .collect();
+            let mut words = [L::splat(0); 16];
+            for (w, lanes) in words.iter_mut().enumerate() {
+                *lanes = column(&blocks, w);
+            }
+            let state = match hash {
+                FastHash::Md5 => md5::compress(splat_each(&md5::IV), &words).to_vec(),
+                FastHash::Sha256 => sha256::compress(splat_each(&sha256::IV), &words).to_vec(),
+            };
+            for (w, lanes) in state.into_iter().enumerate() {
+                all_match &= lanes.equal_lanes(column(&digests, w)) == every_lane;
+            }
+        }
+        all_match
     }
 
-    /// The digests of `blocks`, hashed side by side in `W` lanes.
-    fn sha256_lanes<const W: usize>(blocks: &[[u32; 16]]) -> Vec<[u32; 8]> {
-        let words: [[u32; W]; 16] =
-            std::array::from_fn(|w| std::array::from_fn(|lane| blocks[lane][w]));
-        let state = sha256::compress(sha256::IV.map(<[u32; W]>::splat), &words);
-        (0..W).map(|lane| state.map(|w| w[lane])).collect()
-    }
+    /// [`lanes_match_references`] for each x86-64 kernel's lanes.
+    #[cfg(target_arch = "x86_64")]
+    mod x86 {
+        use super::super::lanes::{
+            Pair,
+            x86::{Avx2, Avx512, Sse2},
+        };
+        use super::*;
 
-    fn md5_bytes(words: [u32; 4]) -> Vec<u8> {
-        words.iter().flat_map(|w| w.to_le_bytes()).collect()
-    }
+        pub(super) fn sse2(messages: &[Vec<u8>]) -> bool {
+            lanes_match_references::<Sse2>(messages)
+                && lanes_match_references::<Pair<Sse2>>(messages)
+        }
 
-    fn sha256_bytes(words: [u32; 8]) -> Vec<u8> {
-        words.iter().flat_map(|w| w.to_be_bytes()).collect()
+        #[target_feature(enable = "avx2")]
+        pub(super) fn avx2(messages: &[Vec<u8>]) -> bool {
+            lanes_match_references::<Avx2>(messages)
+                && lanes_match_references::<Pair<Avx2>>(messages)
+        }
+
+        #[target_feature(enable = "avx512f")]
+        pub(super) fn avx512(messages: &[Vec<u8>]) -> bool {
+            lanes_match_references::<Avx512>(messages)
+                && lanes_match_references::<Pair<Avx512>>(messages)
+        }
     }
 
     #[test]
-    fn lanes_agree_with_the_reference_crates() {
-        let mut random = Random(0x5eed);
-        for round in 0..8 {
-            // 16 messages of every length from 0 to 55, random bytes.
-            let messages: Vec<Vec<u8>> = (0..16)
-                .map(|i| random.bytes((round * 16 + i) % (MAX_LENGTH + 1)))
+    fn every_lane_type_agrees_with_the_reference_crates() {
+        let mut random = Random(7);
+        for round in 0..4 {
+            // 32 messages a round, of every length from 0 to 55.
+            let messages: Vec<Vec<u8>> = (0..32)
+                .map(|i| random.bytes((round * 32 + i) % (MAX_LENGTH + 1)))
                 .collect();
-            let md5_blocks: Vec<_> = messages
-                .iter()
-                .map(|m| block_words(FastHash::Md5, m))
-                .collect();
-            let sha_blocks: Vec<_> = messages
-                .iter()
-                .map(|m| block_words(FastHash::Sha256, m))
-                .collect();
-            let md5_16 = md5_lanes::<16>(&md5_blocks);
-            let sha_16 = sha256_lanes::<16>(&sha_blocks);
-            for (i, message) in messages.iter().enumerate() {
-                assert_eq!(md5_bytes(md5_16[i]), md5(message), "MD5 of {message:?}");
-                assert_eq!(
-                    sha256_bytes(sha_16[i]),
-                    sha256(message),
-                    "SHA-256 of {message:?}"
-                );
-                assert_eq!(md5_16[i], md5::digest_words(&md5_blocks[i]), "one lane");
-                assert_eq!(sha_16[i], sha256::digest_words(&sha_blocks[i]), "one lane");
+            assert!(lanes_match_references::<[u32; 1]>(&messages), "scalar");
+            assert!(lanes_match_references::<[u32; 32]>(&messages), "arrays");
+            #[cfg(target_arch = "x86_64")]
+            {
+                assert!(x86::sse2(&messages), "SSE2");
+                if Simd::Avx2.is_available() {
+                    // SAFETY: the processor has AVX2, checked just above.
+                    assert!(unsafe { x86::avx2(&messages) }, "AVX2");
+                }
+                if Simd::Avx512.is_available() {
+                    // SAFETY: the processor has AVX-512F, checked just above.
+                    assert!(unsafe { x86::avx512(&messages) }, "AVX-512");
+                }
             }
-            assert_eq!(md5_lanes::<4>(&md5_blocks[..4]), md5_16[..4]);
-            assert_eq!(sha256_lanes::<8>(&sha_blocks[..8]), sha_16[..8]);
         }
     }
 

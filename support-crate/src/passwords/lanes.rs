@@ -2,12 +2,11 @@
 //!
 //! MD5 and SHA-256 are long chains of 32-bit additions, rotations and logic, each step
 //! depending on the one before: a single hash leaves most of a core idle. Hashing many
-//! candidates side by side, one per lane, fills the core: `[u32; 16]` is one AVX-512
-//! register, `[u32; 8]` one AVX2 register, and `[u32; 32]` two registers whose independent
-//! chains hide each other's latency. The hash functions are written once, generic over
-//! [`Lanes`]; the caller decides the width and, through `#[target_feature]`, the instructions
-//! (LLVM turns each array operation into one vector instruction: `vpaddd`, `vprold`, and
-//! `vpternlogd` for any three-input logic).
+//! candidates side by side, one per lane, fills the core. The hash functions are written
+//! once, generic over [`Lanes`], and the caller picks the lanes: `x86::Avx512` (16 in a
+//! register), `x86::Avx2` (8), `x86::Sse2` (4), `Pair` of one of them (two registers whose
+//! independent chains hide each other's latency), or `[u32; 1]`, plain scalar code. Arrays of
+//! any width also work, as the portable reference the tests compare with.
 
 /// A group of 32-bit words processed in lock step.
 pub(crate) trait Lanes: Copy {
@@ -105,6 +104,20 @@ impl<const W: usize> Lanes for [u32; W] {
         // with one instruction.
         (0..W).fold(0, |mask, i| mask | (u64::from(self[i] == other[i]) << i))
     }
+}
+
+/// Each word of `words` in every lane of its own group.
+///
+/// A loop, not `words.map(L::splat)`: `map` may stay a function call, compiled without the
+/// caller's vector instructions, which then passes each register through memory (that alone
+/// made SHA-256 a third slower).
+#[inline(always)]
+pub(crate) fn splat_each<L: Lanes, const N: usize>(words: &[u32; N]) -> [L; N] {
+    let mut lanes = [L::splat(0); N];
+    for (lanes, &word) in lanes.iter_mut().zip(words) {
+        *lanes = L::splat(word);
+    }
+    lanes
 }
 
 /// Two groups of lanes side by side: `Pair<Avx512>` hashes 32 candidates in two registers,

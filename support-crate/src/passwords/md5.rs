@@ -1,6 +1,6 @@
 //! MD5 (RFC 1321) on [`Lanes`], and the search kernel that tests a table of candidates.
 
-use super::lanes::Lanes;
+use super::lanes::{Lanes, splat_each};
 
 /// The state before the first block.
 pub(super) const IV: [u32; 4] = [0x6745_2301, 0xefcd_ab89, 0x98ba_dcfe, 0x1032_5476];
@@ -134,6 +134,7 @@ pub(super) fn scan<L: Lanes>(words: &[u32; 16], table: &[u32], digest: [u32; 4])
     // Each step's message word plus constant; for word 0, the part all candidates share.
     let shared: [u32; 45] = std::array::from_fn(|i| words[WORD[i]].wrapping_add(K[i]));
     let wanted = L::splat(step_44_target(digest, words));
+    let iv: [L; 4] = splat_each(&IV);
     for (group, first_characters) in table.chunks_exact(L::WIDTH).enumerate() {
         let first_characters = L::load(first_characters);
         let x = |i: usize| {
@@ -143,7 +144,7 @@ pub(super) fn scan<L: Lanes>(words: &[u32; 16], table: &[u32], digest: [u32; 4])
                 L::splat(shared[i])
             }
         };
-        let mut s = IV.map(L::splat);
+        let mut s = iv;
         steps!(s, x; 0 1 2 3 4 5 6 7 8 9 10 11 12 13 14 15
                      16 17 18 19 20 21 22 23 24 25 26 27 28 29 30 31
                      32 33 34 35 36 37 38 39 40 41 42 43 44);

@@ -114,7 +114,7 @@ impl Search {
         assert!(simd.is_available(), "this processor has no {simd}");
         assert!(
             (1..=MAX_LENGTH).contains(&length),
-            "the kernels hash single blocks: passwords of 1 to {MAX_LENGTH} characters, not {length}"
+            "the kernels hash single blocks: 1 to {MAX_LENGTH} characters, not {length}"
         );
         let symbols = charset.symbols().to_vec();
         let n = symbols.len() as u64;
@@ -201,6 +201,7 @@ impl Search {
                 return None;
             }
             let words = block_words(hash, &password);
+            // `j` is a real entry: a padding copy comes after the original, found first.
             if let Some(j) = self.scan(&words) {
                 let mut prefix = vec![0u8; self.table_characters];
                 decode(&self.symbols, j as u128, &mut prefix);

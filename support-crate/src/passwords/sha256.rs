@@ -1,6 +1,6 @@
 //! SHA-256 (FIPS 180-4) on [`Lanes`], and the search kernel that tests a table of candidates.
 
-use super::lanes::Lanes;
+use super::lanes::{Lanes, splat_each};
 
 /// The state before the first block.
 pub(super) const IV: [u32; 8] = [
@@ -123,16 +123,12 @@ fn round_56_target(digest: [u32; 8]) -> u32 {
 #[inline(always)]
 pub(super) fn scan<L: Lanes>(words: &[u32; 16], table: &[u32], digest: [u32; 8]) -> Option<usize> {
     let wanted = L::splat(round_56_target(digest));
-    // A loop, not `words.map(L::splat)`: `map` may stay a call, compiled without the
-    // caller's vector instructions, and then pass each register through memory.
-    let mut shared = [L::splat(0); 16];
-    for (lanes, &word) in shared.iter_mut().zip(words) {
-        *lanes = L::splat(word);
-    }
+    let shared: [L; 16] = splat_each(words);
+    let iv: [L; 8] = splat_each(&IV);
     for (group, first_characters) in table.chunks_exact(L::WIDTH).enumerate() {
         let mut w = shared;
         w[0] = w[0].add(L::load(first_characters));
-        let mut s = IV.map(L::splat);
+        let mut s = iv;
         rounds!(s, w; 0 1 2 3 4 5 6 7 8 9 10 11 12 13 14 15
                       16 17 18 19 20 21 22 23 24 25 26 27 28 29 30 31
                       32 33 34 35 36 37 38 39 40 41 42 43 44 45 46 47
