@@ -35,6 +35,10 @@
 //! - [`farm`] — the worker that the Ansible lesson deploys to a server farm, and its client.
 //! - [`laws`] — Amdahl, Gustafson, Karp–Flatt, and speed-ups measured on pools of 1..N threads.
 //!
+//! Module 2 — distributed computing:
+//! - [`cluster`] — a manager process of shared queues, result maps and counters, reached through
+//!   typed proxies over tarpc with a shared key; worker processes started and stopped from a cell.
+//!
 //! Module 3 — GPU computing:
 //! - [`gpu`] — wgpu on the best adapter (lavapipe without a GPU): WGSL kernels for maps,
 //!   reductions, matrix products, images and password hashes, timed, with CPU references.
@@ -53,6 +57,7 @@
 
 pub mod bench;
 pub mod chart;
+pub mod cluster;
 pub mod display;
 pub mod exercise;
 pub mod farm;
@@ -65,6 +70,7 @@ pub mod measure;
 pub mod notebook;
 pub mod passwords;
 pub mod prelude;
+pub mod processes;
 pub mod progress;
 
 pub use core_affinity;

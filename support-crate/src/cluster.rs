@@ -1,0 +1,166 @@
+//! Module 2, a first cluster: a manager process holds named shared objects — task queues,
+//! result maps, counters — and clients in other processes use them through typed proxies.
+//! The counterpart of Python's `multiprocessing.managers`.
+//!
+//! - The manager ([`Manager`], or the `parcours-manager` binary) serves the objects over
+//!   [tarpc](https://docs.rs/tarpc): bincode frames on TCP, at most
+//!   [`MAX_FRAME_BYTES`] each. It listens on loopback unless told otherwise.
+//! - A [`Client`] first proves it knows the shared key by a challenge/response, like Python's
+//!   `authkey` (see [`auth`]); a wrong key is refused with a message that says so.
+//! - Proxies are typed and blocking: [`QueueProxy<T>`], [`MapProxy<K, V>`], [`CounterProxy`];
+//!   values travel as JSON.
+//! - A task taken from a queue is *leased*: it goes back to the queue if its worker does not
+//!   acknowledge it in time or its connection closes, and result maps ignore duplicates, so a
+//!   worker that dies loses no task and counts none twice.
+//! - [`LocalCluster`] starts the manager and `parcours-cluster-worker` processes from a
+//!   notebook, stops them in order, and leaves no orphan (see [`launch`]). It finds the binaries
+//!   with [`ClusterBinaries::locate`], which builds them with cargo the first time in a notebook.
+//!
+//! ```
+//! use std::time::Duration;
+//! use parcours::cluster::{Manager, ManagerConfig, SharedKey, Taken};
+//!
+//! let key = SharedKey::random();
+//! let manager = Manager::start(ManagerConfig::new("127.0.0.1:0", key.clone())).unwrap();
+//! let client = Manager::connect(&manager.address().to_string(), &key).unwrap();
+//! let tasks = client.queue::<u64>("numbers");
+//! let squares = client.results::<u64, u64>("squares");
+//! tasks.put_all(&[1, 2, 3]).unwrap();
+//! tasks.close().unwrap();
+//! while let Taken::Task(task) = tasks.get(Duration::from_secs(1)).unwrap() {
+//!     squares.insert(&task.value, &(task.value * task.value)).unwrap();
+//!     tasks.ack(task.id).unwrap();
+//! }
+//! assert_eq!(squares.entries().unwrap(), vec![(1, 1), (2, 4), (3, 9)]);
+//!
+//! let wrong = SharedKey::new("not the key").unwrap();
+//! let refused = Manager::connect(&manager.address().to_string(), &wrong).unwrap_err();
+//! assert!(refused.to_string().contains("rejected the key"), "{refused}");
+//! ```
+
+use std::fmt;
+use std::sync::OnceLock;
+
+use serde::{Deserialize, Serialize};
+
+pub mod auth;
+mod client;
+pub mod launch;
+mod manager;
+mod protocol;
+mod worker;
+
+pub use auth::{KEY_ENV, SharedKey, authenticate};
+pub use client::{Client, CounterProxy, DEFAULT_LEASE, MapProxy, QueueProxy};
+pub use launch::{ClusterBinaries, LocalCluster, StopReport, spawn_tied};
+pub use manager::{MAX_LEASE, MAX_WAIT, Manager, ManagerConfig};
+pub use protocol::MAX_FRAME_BYTES;
+pub use worker::{PrimeCount, PrimeRange, WorkerOptions, WorkerReport, run_worker};
+
+/// What went wrong, with a message that says what to do about it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum ClusterError {
+    /// A setting is refused: a short key, a non-loopback address without consent, ...
+    Config(String),
+    /// No manager answers at the address.
+    Unreachable(String),
+    /// The manager refused the key.
+    Rejected(String),
+    /// The other end does not speak this protocol (or this version of it).
+    Protocol(String),
+    /// The connection broke, or the manager did not answer in time.
+    Disconnected(String),
+    /// The manager refused an operation: a put on a closed queue, an unknown task, ...
+    Refused(String),
+    /// A value could not be serialised, or was not of the proxy's type.
+    Encoding(String),
+    /// A child process could not be built, started or stopped.
+    Process(String),
+}
+
+impl fmt::Display for ClusterError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let (ClusterError::Config(message)
+        | ClusterError::Unreachable(message)
+        | ClusterError::Rejected(message)
+        | ClusterError::Protocol(message)
+        | ClusterError::Disconnected(message)
+        | ClusterError::Refused(message)
+        | ClusterError::Encoding(message)
+        | ClusterError::Process(message)) = self;
+        f.write_str(message)
+    }
+}
+
+impl std::error::Error for ClusterError {}
+
+/// A task taken from a queue.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Task<T> {
+    /// Its id in the queue, given by [`QueueProxy::put`]: the key to acknowledge it, and a good
+    /// key for its result.
+    pub id: u64,
+    /// The task itself.
+    pub value: T,
+    /// 1 the first time it is taken, 2 when a lease expired or a worker died before, ...
+    pub attempt: u32,
+}
+
+/// The answer of [`QueueProxy::get`].
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Taken<T> {
+    /// A task, leased to the caller until it acknowledges it.
+    Task(Task<T>),
+    /// Nothing came within the wait; tasks may still come (or come back from a dead worker).
+    Empty,
+    /// The queue is closed and every task acknowledged: no task will ever come.
+    Closed,
+}
+
+impl<T> Taken<T> {
+    /// The task, if one was taken.
+    pub fn into_task(self) -> Option<Task<T>> {
+        match self {
+            Taken::Task(task) => Some(task),
+            Taken::Empty | Taken::Closed => None,
+        }
+    }
+}
+
+/// A queue's counts, from [`QueueProxy::stats`].
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct QueueStats {
+    /// Tasks waiting for a worker.
+    pub pending: u64,
+    /// Tasks taken and not yet acknowledged.
+    pub leased: u64,
+    /// Tasks acknowledged.
+    pub acked: u64,
+    /// Leases that came back to the queue: expired, or their worker's connection closed.
+    pub returned: u64,
+    /// Whether the queue is closed.
+    pub closed: bool,
+}
+
+impl QueueStats {
+    /// Whether every task put so far is acknowledged.
+    pub fn is_done(&self) -> bool {
+        self.pending == 0 && self.leased == 0
+    }
+}
+
+/// The tokio runtime behind every manager and client of this process: one per process (and, in
+/// a notebook, one per kernel, since this crate is a `dylib`), with two threads — the work is
+/// waiting on sockets, not computing.
+fn runtime() -> &'static tokio::runtime::Runtime {
+    static RUNTIME: OnceLock<tokio::runtime::Runtime> = OnceLock::new();
+    RUNTIME.get_or_init(|| {
+        tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .thread_name("parcours-cluster")
+            .enable_io()
+            .enable_time()
+            .build()
+            .expect("the cluster's runtime starts")
+    })
+}
