@@ -35,7 +35,8 @@
 //! - [`farm`] — the worker that the Ansible lesson deploys to a server farm, and its client.
 //! - [`laws`] — Amdahl, Gustafson, Karp–Flatt, and speed-ups measured on pools of 1..N threads.
 //!
-//! Module 2 — distributed computing:
+//! Module 2 — threads, processes, synchronisation, a first cluster:
+//! - [`processes`] — a pool of worker processes fed through pipes with serde messages.
 //! - [`cluster`] — a manager process of shared queues, result maps and counters, reached through
 //!   typed proxies over tarpc with a shared key; worker processes started and stopped from a cell.
 //!
