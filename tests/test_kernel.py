@@ -1,6 +1,7 @@
 """The course kernel itself: one runtime across cells, panics, several kernels, a broken crate."""
 
 import re
+import time
 import shutil
 
 from conftest import REPO
@@ -87,3 +88,52 @@ def test_slots_of_a_deleted_clone_are_removed(tmp_path):
     with Kernel() as kernel:
         assert kernel.run("1 + 1").ok
     assert not stale.exists()
+
+
+def alive(pid):
+    """Whether a process runs (a zombie, dead but not yet reaped, does not count)."""
+    try:
+        stat = open(f"/proc/{pid}/stat").read()
+    except FileNotFoundError:
+        return False
+    return stat[stat.rindex(")") + 2] != "Z"
+
+
+START_PROCESSES = """
+let mut cluster = parcours::cluster::LocalCluster::start(&parcours::cluster::ClusterBinaries::locate().unwrap()).unwrap();
+cluster.start_workers(2, &parcours::cluster::WorkerOptions::default()).unwrap();
+let pool = parcours::processes::ProcessPool::start(2).unwrap();
+let pids: Vec<u32> = cluster.manager_pid().into_iter().chain(cluster.worker_pids()).chain(pool.pids()).collect();
+println!("PIDS {pids:?}");
+"""
+
+
+def started_pids(kernel):
+    outcome = kernel.run(START_PROCESSES)
+    assert outcome.ok, outcome.text
+    line = next(l for l in outcome.stdout.splitlines() if l.startswith("PIDS "))
+    pids = [int(p) for p in line[6:-1].split(", ")]
+    assert len(pids) == 5 and all(alive(p) for p in pids), pids
+    return pids
+
+
+def wait_until_gone(pids, seconds=10):
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline and any(alive(p) for p in pids):
+        time.sleep(0.1)
+    return [p for p in pids if alive(p)]
+
+
+def test_processes_a_notebook_starts_die_with_its_kernel():
+    # Killed, not asked: the kernel gets no chance to clean up, the children must still go.
+    kernel = Kernel()
+    pids = started_pids(kernel)
+    kernel.stop()
+    assert wait_until_gone(pids) == [], "orphans after the kernel was killed"
+
+
+def test_processes_a_notebook_starts_die_when_the_kernel_restarts():
+    with Kernel() as kernel:
+        pids = started_pids(kernel)
+        kernel.manager.restart_kernel(now=True)
+        assert wait_until_gone(pids) == [], "orphans after a kernel restart"
