@@ -52,7 +52,11 @@ fn main() {
 
     // Low arithmetic intensity: one multiply-add per 8 bytes.
     let largest_binding = gpu.limits().max_storage_buffer_binding_size as usize / 4;
-    let n = if small { 1 << 22 } else { (1 << 26).min(largest_binding) };
+    let n = if small {
+        1 << 22
+    } else {
+        (1 << 26).min(largest_binding)
+    };
     let x: Vec<f32> = (0..n).map(|i| (i % 1000) as f32 / 1000.0).collect();
     for rounds in [1u32, 64, 1024] {
         let (kernel, total) = best_gpu(runs, || gpu.fma_chain(&x, rounds).unwrap());
@@ -89,7 +93,13 @@ fn main() {
 
     // lavapipe runs the GPU model on the CPU: sizes that take seconds there, not hours.
     let software = gpu.is_software();
-    let size = if small { 256 } else if software { 1024 } else { 4096 };
+    let size = if small {
+        256
+    } else if software {
+        1024
+    } else {
+        4096
+    };
     let a: Vec<f32> = (0..size * size).map(|i| (i % 17) as f32 / 17.0).collect();
     let flop = 2.0 * (size as f64).powi(3);
     for kernel in MatmulKernel::ALL {
@@ -113,7 +123,13 @@ fn main() {
         2.0 * (cpu_size as f64).powi(3) / cpu_time.as_secs_f64(),
     );
 
-    let side = if small { 512 } else if software { 2048 } else { 4096 };
+    let side = if small {
+        512
+    } else if software {
+        2048
+    } else {
+        4096
+    };
     let scene = Image::scene(side, side);
     let (kernel, total) = best_gpu(runs, || gpu.blur(&scene, 4).unwrap());
     let cpu_time = best(runs, || cpu::blur(&scene, 4));
@@ -139,7 +155,13 @@ fn main() {
         pixels / cpu_time.as_secs_f64(),
     );
 
-    let candidates = if small { 1 << 22 } else if software { 1 << 26 } else { 1 << 34 };
+    let candidates = if small {
+        1 << 22
+    } else if software {
+        1 << 26
+    } else {
+        1 << 34
+    };
     for kind in [FastHash::Md5, FastHash::Sha256] {
         gpu.hash_rate(kind, 1 << 16).unwrap();
         let rate = gpu.hash_rate(kind, candidates).unwrap();

@@ -30,12 +30,18 @@ pub const PIPE_WORKER_BIN: &str = "parcours-pipe-worker";
 /// binaries: see [`ClusterBinaries::locate`].
 pub fn pipe_worker() -> Result<PathBuf, String> {
     let binaries = ClusterBinaries::locate().map_err(|e| e.to_string())?;
-    let directory = binaries.worker.parent().expect("a binary lives in a directory");
+    let directory = binaries
+        .worker
+        .parent()
+        .expect("a binary lives in a directory");
     let path = directory.join(PIPE_WORKER_BIN);
     if path.is_file() {
         Ok(path)
     } else {
-        Err(format!("{} does not exist: run `./course setup`, which builds every binary", path.display()))
+        Err(format!(
+            "{} does not exist: run `./course setup`, which builds every binary",
+            path.display()
+        ))
     }
 }
 
@@ -55,7 +61,9 @@ impl PipeWorker {
             .map_err(|e| format!("worker {pid} no longer reads its pipe: {e}"))?;
         let mut reply = String::new();
         match self.stdout.read_line(&mut reply) {
-            Ok(0) | Err(_) => Err(format!("worker {pid} died before answering (its pipe closed)")),
+            Ok(0) | Err(_) => Err(format!(
+                "worker {pid} died before answering (its pipe closed)"
+            )),
             Ok(_) => serde_json::from_str::<Result<PrimeCount, String>>(&reply)
                 .map_err(|e| format!("worker {pid} answered garbage: {e}"))?,
         }
@@ -75,11 +83,19 @@ impl ProcessPool {
         let workers = (0..size.max(1))
             .map(|_| {
                 let mut command = Command::new(&binary);
-                command.stdin(Stdio::piped()).stdout(Stdio::piped()).stderr(Stdio::inherit());
-                let mut child = spawn_tied(command).map_err(|e| format!("cannot start {}: {e}", binary.display()))?;
+                command
+                    .stdin(Stdio::piped())
+                    .stdout(Stdio::piped())
+                    .stderr(Stdio::inherit());
+                let mut child = spawn_tied(command)
+                    .map_err(|e| format!("cannot start {}: {e}", binary.display()))?;
                 let stdin = child.stdin.take();
                 let stdout = BufReader::new(child.stdout.take().expect("stdout is piped"));
-                Ok(Mutex::new(PipeWorker { child, stdin, stdout }))
+                Ok(Mutex::new(PipeWorker {
+                    child,
+                    stdin,
+                    stdout,
+                }))
             })
             .collect::<Result<_, String>>()?;
         Ok(ProcessPool { workers })
@@ -92,14 +108,18 @@ impl ProcessPool {
 
     /// The workers' process ids.
     pub fn pids(&self) -> Vec<u32> {
-        self.workers.iter().map(|w| w.lock().unwrap().child.id()).collect()
+        self.workers
+            .iter()
+            .map(|w| w.lock().unwrap().child.id())
+            .collect()
     }
 
     /// Counts the primes of every range, the workers taking the next range as soon as they are
     /// free (dynamic scheduling); results in the order of `tasks`.
     pub fn map(&mut self, tasks: &[PrimeRange]) -> Result<Vec<PrimeCount>, String> {
         let next = AtomicUsize::new(0);
-        let results: Vec<Mutex<Option<PrimeCount>>> = tasks.iter().map(|_| Mutex::new(None)).collect();
+        let results: Vec<Mutex<Option<PrimeCount>>> =
+            tasks.iter().map(|_| Mutex::new(None)).collect();
         let failures: Vec<String> = std::thread::scope(|scope| {
             let handles: Vec<_> = self
                 .workers
@@ -110,18 +130,26 @@ impl ProcessPool {
                         let mut worker = worker.lock().unwrap();
                         loop {
                             let index = next.fetch_add(1, Ordering::Relaxed);
-                            let Some(task) = tasks.get(index) else { return Ok(()) };
+                            let Some(task) = tasks.get(index) else {
+                                return Ok(());
+                            };
                             *results[index].lock().unwrap() = Some(worker.ask(task)?);
                         }
                     })
                 })
                 .collect();
-            handles.into_iter().filter_map(|h| h.join().expect("a pool thread panicked").err()).collect()
+            handles
+                .into_iter()
+                .filter_map(|h| h.join().expect("a pool thread panicked").err())
+                .collect()
         });
         if let Some(failure) = failures.into_iter().next() {
             return Err(failure);
         }
-        Ok(results.into_iter().map(|r| r.into_inner().unwrap().expect("every task was answered")).collect())
+        Ok(results
+            .into_iter()
+            .map(|r| r.into_inner().unwrap().expect("every task was answered"))
+            .collect())
     }
 
     /// Closes the workers' input, so that they finish and exit, and waits for them.
@@ -165,8 +193,14 @@ mod tests {
     fn a_killed_worker_is_reported_not_hung() {
         let mut pool = ProcessPool::start(1).unwrap();
         let pid = pool.pids()[0];
-        std::process::Command::new("kill").args(["-9", &pid.to_string()]).status().unwrap();
+        std::process::Command::new("kill")
+            .args(["-9", &pid.to_string()])
+            .status()
+            .unwrap();
         let error = pool.map(&PrimeRange::split(1_000, 2)).unwrap_err();
-        assert!(error.contains("died") || error.contains("no longer"), "{error}");
+        assert!(
+            error.contains("died") || error.contains("no longer"),
+            "{error}"
+        );
     }
 }

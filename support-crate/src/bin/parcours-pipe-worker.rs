@@ -17,11 +17,17 @@ fn main() {
     for line in stdin.lines() {
         let Ok(line) = line else { break };
         let answer: Result<PrimeCount, String> = serde_json::from_str::<PrimeRange>(&line)
-            .map(|range| PrimeCount { range, primes: range.count_primes() })
+            .map(|range| PrimeCount {
+                range,
+                primes: range.count_primes(),
+            })
             .map_err(|error| format!("not a PrimeRange: {error}"));
         let reply = serde_json::to_string(&answer).expect("a result serialises");
         // The parent is gone when stdout is closed: stop quietly.
-        if writeln!(stdout, "{reply}").and_then(|()| stdout.flush()).is_err() {
+        if writeln!(stdout, "{reply}")
+            .and_then(|()| stdout.flush())
+            .is_err()
+        {
             break;
         }
     }
