@@ -51,6 +51,7 @@
 //! - [`rayon`] — data parallelism (parallel iterators, `join`, thread pools).
 //! - [`core_affinity`] — pinning threads to cores.
 //! - [`crossbeam`] — channels, scoped threads, lock-free structures.
+//! - [`tokio`] — asynchronous tasks and I/O (the runtime behind the cluster's proxies).
 //! - [`serde`], [`serde_json`] — serialisation (in a cell, derive with
 //!   `#[serde(crate = "parcours::serde")]`).
 //! - [`plotters`] — the drawing library behind [`chart`], for plots the toolbox does not cover.
@@ -80,6 +81,7 @@ pub use plotters;
 pub use rayon;
 pub use serde;
 pub use serde_json;
+pub use tokio;
 
 /// The version of this crate, shown by [`welcome`].
 pub const VERSION: &str = env!("CARGO_PKG_VERSION");
