@@ -3,7 +3,7 @@
 use std::time::{Duration, Instant};
 
 use super::{Gpu, GpuError, Timed, Workgroups};
-use crate::passwords::FastHash;
+use crate::passwords::{self, Charset, FastHash};
 
 fn source(kind: FastHash) -> &'static str {
     match kind {
@@ -71,6 +71,8 @@ impl Gpu {
         length: usize,
         limit: u64,
     ) -> Result<Timed<Option<String>>, GpuError> {
+        // Checks the charset (not empty, ASCII, no symbol twice) as the CPU cracker does.
+        let symbols = Charset::custom("searched", charset);
         let alphabet: Vec<char> = charset.chars().collect();
         assert_eq!(
             digest.len(),
@@ -122,7 +124,7 @@ impl Gpu {
             upload += started.elapsed();
             if hit != u32::MAX {
                 let index = tried + u64::from(hit);
-                let password = candidate(&alphabet, length, index);
+                let password = passwords::candidate(&symbols, length, u128::from(index));
                 return Ok(Timed {
                     value: Some(password),
                     upload,
@@ -145,46 +147,12 @@ impl Gpu {
     }
 }
 
-/// Candidate number `index`: its digits in base `alphabet.len()`, first character fastest.
-fn candidate(alphabet: &[char], length: usize, mut index: u64) -> String {
-    let base = alphabet.len() as u64;
-    (0..length)
-        .map(|_| {
-            let c = alphabet[(index % base) as usize];
-            index /= base;
-            c
-        })
-        .collect()
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
 
     // Digests from the reference tools (`printf %s ... | md5sum`, `sha256sum`).
-    const MD5_ZZ9: [u8; 16] = hex16("e0df37ad690a0effed4b5accbe85f047");
-
-    const fn hex16(text: &str) -> [u8; 16] {
-        let bytes = text.as_bytes();
-        let mut out = [0u8; 16];
-        let mut i = 0;
-        while i < 16 {
-            out[i] = hex_digit(bytes[2 * i]) * 16 + hex_digit(bytes[2 * i + 1]);
-            i += 1;
-        }
-        out
-    }
-
-    const fn hex_digit(c: u8) -> u8 {
-        if c >= b'a' { c - b'a' + 10 } else { c - b'0' }
-    }
-
-    fn hex(text: &str) -> Vec<u8> {
-        (0..text.len())
-            .step_by(2)
-            .map(|i| u8::from_str_radix(&text[i..i + 2], 16).unwrap())
-            .collect()
-    }
+    const MD5_ZZ9: &str = "e0df37ad690a0effed4b5accbe85f047";
 
     #[test]
     fn md5_finds_a_password_at_the_end_of_its_keyspace() {
@@ -192,7 +160,7 @@ mod tests {
         let found = gpu
             .crack(
                 FastHash::Md5,
-                &MD5_ZZ9,
+                &passwords::from_hex::<16>(MD5_ZZ9),
                 "abcdefghijklmnopqrstuvwxyz0123456789",
                 3,
             )
@@ -204,19 +172,13 @@ mod tests {
     fn sha256_finds_a_password_and_misses_an_absent_one() {
         let gpu = crate::gpu::gpu().unwrap();
         // sha256("gpu")
-        let digest = hex("e3c5ba51dba85ab0c990db5e309f4d7bdb282470fb02aee75b9022c1399e91c8");
+        let digest = passwords::from_hex::<32>(
+            "e3c5ba51dba85ab0c990db5e309f4d7bdb282470fb02aee75b9022c1399e91c8",
+        );
         let lowercase = "abcdefghijklmnopqrstuvwxyz";
         let absent = gpu.crack(FastHash::Sha256, &digest, lowercase, 2).unwrap();
         assert_eq!(absent.value, None);
         let found = gpu.crack(FastHash::Sha256, &digest, lowercase, 3).unwrap();
         assert_eq!(found.value.as_deref(), Some("gpu"));
-    }
-
-    #[test]
-    fn candidates_count_first_character_fastest() {
-        let alphabet: Vec<char> = "ab".chars().collect();
-        assert_eq!(candidate(&alphabet, 3, 0), "aaa");
-        assert_eq!(candidate(&alphabet, 3, 1), "baa");
-        assert_eq!(candidate(&alphabet, 3, 6), "abb");
     }
 }
