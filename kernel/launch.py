@@ -149,7 +149,7 @@ def write_placeholder_crate(slot, error):
     (crate / "src" / "lib.rs").write_text(
         "//! Stands in for the support crate when it does not build; see `welcome`.\n"
         "pub mod prelude {}\n"
-        "pub mod notebook { pub fn init() {} }\n"
+        "pub mod notebook { pub fn init() {} pub fn cell_begins() -> bool { false } }\n"
         f"pub const BUILD_ERROR: &str = {rust_raw_string(message)};\n"
         # stdout arrives with the cell's results; a panic's stderr may come too late to show.
         "pub fn welcome() {\n    println!(\"{BUILD_ERROR}\");\n"

@@ -9,7 +9,7 @@ from pathlib import Path
 from jupyter_client.kernelspec import KernelSpecManager
 from jupyter_client.manager import KernelManager
 
-from nbrun import ANSI, KERNEL, PANIC, PANIC_MARKER, STARTUP_TIMEOUT
+from nbrun import ANSI, KERNEL, PANIC_MARKER, PANIC_MIME, STARTUP_TIMEOUT
 
 HOME = Path(os.environ.get("PARCOURS_HOME") or Path.home() / ".cache" / "parcours")
 EVCXR = HOME / "tools" / "bin" / "evcxr_jupyter"
@@ -26,7 +26,7 @@ class Outcome:
 
     @property
     def panicked(self):
-        return PANIC_MARKER in self.stdout or bool(PANIC.search(self.stderr))
+        return any(PANIC_MIME in r for r in self.results) or PANIC_MARKER in self.stdout
 
     @property
     def ok(self):

@@ -1,9 +1,28 @@
 """Run the course's notebooks in a real Jupyter client (nbclient) with the course kernel.
 
 The course kernel (evcxr) reports a panicking cell, a failed `assert!` or exercise check
-included, as a *success*: the reply status is "ok" and the panic is only text on stderr. So this
-runner reads every cell's outputs itself and counts a cell as failed when it has an error output
-or shows a panic: the support crate's line on stdout, or Rust's default message on stderr.
+included, as a *success*: the reply status is "ok" and there is no error output. Reading the
+panic message from the output streams is not reliable either: evcxr forwards the cell's stdout
+and stderr from a task of its own, so a line can arrive after the cell is over and be charged
+to the next one. So the runner tells a failed cell by two deterministic signals:
+
+1. **The cell's variables.** The runner starts every cell with a statement that declares a
+   variable of its own (`let __parcours_cell_N: bool = parcours::notebook::cell_begins();`),
+   then asks the kernel for its variables (`:vars`, answered without compiling). When a cell
+   panics, or returns an error through `?`, evcxr drops the variables that cell declared: the
+   sentinel is missing. This needs no panic hook, so a cell that replaced the hook is still seen.
+2. **The panic report.** The support crate's panic hook reports every panic, on any thread, as
+   a display output of type `application/vnd.parcours.panic+json` (see parcours::notebook).
+   evcxr reads display outputs from the cell's process in order, before the cell's reply.
+   `cell_begins` puts the hook back if an earlier cell replaced it.
+
+A compile error is an error output and an "error" reply. A cell that does not finish within
+its limit fails the notebook at once: the run stops there and the kernel is killed, so one
+hung cell costs its limit, not every later cell's. After each pass a canary cell panics on
+purpose; if the runner does not see it, the run fails.
+
+A cell whose only output is the `Debug` text of a course type (`Chart { title: ... }`) fails
+too: the kernel falls back to `Debug` when it cannot compile the value's `evcxr_display` call.
 
 Exercises follow one pattern, told by cell tags:
 - `exercise`: the stub the student fills in; it contains `todo!()`;
@@ -12,10 +31,16 @@ Exercises follow one pattern, told by cell tags:
 A notebook runs in two modes: `solutions` (exercise cells skipped, every cell must pass) and
 `stubs` (solution cells skipped, every check cell must fail, so no check passes vacuously).
 
+Limits: a cell may run for `CELL_TIMEOUT_SMALL` seconds in small mode (`PARCOURS_SMALL`, as in
+the tests) and `CELL_TIMEOUT_FULL` otherwise; a notebook may set its own in its metadata,
+`parcours.cell_timeout` (seconds).
+
 Command line:  python tests/nbrun.py [--mode solutions|stubs] NOTEBOOK...
 """
 
 import argparse
+import itertools
+import os
 import re
 import sys
 import time
@@ -24,18 +49,27 @@ from pathlib import Path
 
 import nbformat
 from nbclient import NotebookClient
-from nbclient.exceptions import CellExecutionError, CellTimeoutError, DeadKernelError
+from nbclient.exceptions import CellTimeoutError, DeadKernelError
+from nbclient.util import run_sync
 
 KERNEL = "parcours"
 ROLES = ("exercise", "solution", "check")
-# The support crate's panic hook prints PANIC_MARKER on stdout (see parcours::notebook); the
-# default hook's text on stderr can arrive after the cell is over, so it is a second chance.
+PANIC_MIME = "application/vnd.parcours.panic+json"
 PANIC_MARKER = "This cell panicked"
-PANIC = re.compile(r"panicked at|Child process terminated|Subprocess terminated")
 # First start of a kernel on a cold machine compiles the support crate inside it.
 STARTUP_TIMEOUT = 1800
-CELL_TIMEOUT = 900
+CELL_TIMEOUT_SMALL = 300
+CELL_TIMEOUT_FULL = 1800
 ANSI = re.compile(r"\x1b\[[0-9;]*m")
+# The support crate's displayable types: one of these shown as `Debug` text means that the
+# kernel could not call its `evcxr_display` (see the module docstring).
+# tests/test_runner.py checks this list against the crate.
+COURSE_TYPES = ("BarChart", "Chart", "Comparison", "CpuThroughput", "DiskSpeed", "Html", "Image",
+                "Machine", "Scaling", "StreamBandwidth", "Table", "Timing")
+DEBUG_DUMP = re.compile(r"^\s*(?:" + "|".join(COURSE_TYPES) + r")\s*[{(]")
+CANARY = 'panic!("canary: the notebook runner must see this panic");'
+# One counter per process: sentinel names stay unique across passes and notebooks.
+SEQUENCE = itertools.count()
 
 
 def role(cell):
@@ -43,6 +77,19 @@ def role(cell):
     tags = cell.get("metadata", {}).get("tags", [])
     found = [r for r in ROLES if r in tags]
     return found[0] if found else None
+
+
+def small():
+    value = os.environ.get("PARCOURS_SMALL", "")
+    return value not in ("", "0")
+
+
+def cell_timeout(nb):
+    """The notebook's limit per cell, in seconds."""
+    declared = nb.metadata.get("parcours", {}).get("cell_timeout")
+    if declared is not None:
+        return int(declared)
+    return CELL_TIMEOUT_SMALL if small() else CELL_TIMEOUT_FULL
 
 
 @dataclass
@@ -63,6 +110,7 @@ class Run:
     notebook: Path
     mode: str
     passes: list = field(default_factory=list)  # one list of CellResult per pass
+    aborted: str | None = None  # why the run stopped early (a timeout, a dead kernel)
 
     def failures(self, roles=None):
         return [c for cells in self.passes for c in cells
@@ -75,25 +123,37 @@ class Run:
 
 
 def text_of(output):
-    if output.get("output_type") == "stream":
+    kind = output.get("output_type")
+    if kind == "stream":
         return output.get("text", "")
-    if output.get("output_type") == "error":
+    if kind == "error":
         return "\n".join([f"{output.get('ename', '')}: {output.get('evalue', '')}",
                           *output.get("traceback", [])])
+    if kind in ("execute_result", "display_data"):
+        return output.get("data", {}).get("text/plain", "")
     return ""
 
 
-def failure_of(cell):
-    """Why an executed cell failed (an error output, or a panic on stderr), or None."""
-    for output in cell.get("outputs", []):
-        if output.get("output_type") == "error":
-            return ANSI.sub("", text_of(output))
-        if output.get("output_type") == "stream":
-            text = output.get("text", "")
-            if PANIC_MARKER in text or (output.get("name") == "stderr" and PANIC.search(text)):
-                return ANSI.sub("", "".join(text_of(o) for o in cell["outputs"]))
-    return None
+def all_text(cell):
+    return ANSI.sub("", "".join(text_of(o) for o in cell.get("outputs", [])))
 
+
+def failure_of(cell):
+    """Why an executed cell failed, read from its outputs (not its streams), or None."""
+    for output in cell.get("outputs", []):
+        kind = output.get("output_type")
+        if kind == "error":
+            return ANSI.sub("", text_of(output))
+        if kind in ("execute_result", "display_data"):
+            data = output.get("data", {})
+            if PANIC_MIME in data:
+                return all_text(cell) or f"panicked: {data[PANIC_MIME]}"
+            plain = data.get("text/plain", "")
+            if set(data) == {"text/plain"} and DEBUG_DUMP.match(ANSI.sub("", plain)):
+                return ("the cell shows the Debug text of a course type, not its display (the "
+                        "kernel could not compile its evcxr_display call; often the last "
+                        "expression moves a variable the cell declared):\n" + plain[:300])
+    return None
 
 
 def cells_for(nb, mode):
@@ -103,38 +163,104 @@ def cells_for(nb, mode):
             if cell.cell_type == "code" and role(cell) != skipped]
 
 
-def execute(path, mode="solutions", passes=1, kernel=KERNEL, on_cell=None):
+class Runner:
+    """Runs cells in one kernel and tells, deterministically, which of them failed."""
+
+    def __init__(self, client):
+        self.client = client
+        self.reply = None
+        client.on_cell_executed = self._keep_reply
+
+    def _keep_reply(self, cell, cell_index, execute_reply):
+        self.reply = execute_reply
+
+    def variables(self):
+        """The names of the kernel's variables (`:vars`, answered without compiling)."""
+        results = []
+
+        def keep(msg):
+            if msg["msg_type"] == "execute_result":
+                results.append(msg["content"]["data"].get("text/plain", ""))
+
+        run_sync(self.client.kc.execute_interactive)(
+            ":vars", store_history=False, timeout=60, output_hook=keep)
+        return {line.split(":", 1)[0].strip() for text in results for line in text.splitlines()}
+
+    def run(self, cell, index, timeout):
+        """Executes the notebook's cell `index` (its outputs land in it); returns why it
+        failed, or None. Raises CellTimeoutError or DeadKernelError, after which the kernel
+        is unusable."""
+        sentinel = f"__parcours_cell_{next(SEQUENCE)}"
+        original = cell.source
+        cell.source = f"let {sentinel}: bool = parcours::notebook::cell_begins();\n{original}"
+        cell.outputs = []
+        self.reply = None
+        self.client.timeout = timeout
+        try:
+            self.client.execute_cell(cell, index)
+        finally:
+            cell.source = original
+        failure = failure_of(cell)
+        if failure is None and (self.reply or {}).get("content", {}).get("status") == "error":
+            failure = all_text(cell) or "the kernel replied with an error"
+        if failure is None and sentinel not in self.variables():
+            failure = ("the cell did not finish (a panic, or an error returned with `?`): the "
+                       "kernel dropped the variables it declared\n" + all_text(cell)).strip()
+        return failure
+
+
+def execute(path, mode="solutions", passes=1, kernel=KERNEL, on_cell=None, canary=True):
     """Runs a notebook's cells for `mode`, `passes` times over in one kernel."""
     path = Path(path)
     nb = nbformat.read(path, as_version=4)
+    timeout = cell_timeout(nb)
     client = NotebookClient(
         nb,
         kernel_name=kernel,
-        timeout=CELL_TIMEOUT,
+        timeout=timeout,
         startup_timeout=STARTUP_TIMEOUT,
         allow_errors=True,
+        interrupt_on_timeout=False,
+        # After a timeout the kernel is still busy: kill it rather than ask it to stop.
+        shutdown_kernel="immediate",
         resources={"metadata": {"path": str(path.parent)}},
     )
     run = Run(path, mode)
     indices = cells_for(nb, mode)
+    # The canary runs as a cell of the notebook (nbclient stores outputs by index).
+    nb.cells.append(nbformat.v4.new_code_cell(CANARY))
+    canary_index = len(nb.cells) - 1
     with client.setup_kernel():
-        for _ in range(passes):
+        runner = Runner(client)
+        for number in range(passes):
             results = []
+            run.passes.append(results)
             for index in indices:
                 cell = nb.cells[index]
-                cell.outputs = []
                 started = time.monotonic()
                 try:
-                    client.execute_cell(cell, index)
-                    failure = failure_of(cell)
-                except (CellExecutionError, CellTimeoutError, DeadKernelError) as error:
-                    failure = f"{type(error).__name__}: {error}"
+                    failure = runner.run(cell, index, timeout)
+                except CellTimeoutError:
+                    failure = (f"no result after {timeout} s (the notebook's limit per cell; "
+                               f"set metadata parcours.cell_timeout to change it); the run "
+                               f"stops here. Last output:\n{all_text(cell)[-1500:]}")
+                    run.aborted = f"cell {index} timed out"
+                except DeadKernelError as error:
+                    failure = f"the kernel died: {error}\nLast output:\n{all_text(cell)[-1500:]}"
+                    run.aborted = f"the kernel died in cell {index}"
                 result = CellResult(index, role(cell), cell.source,
                                     time.monotonic() - started, failure)
                 results.append(result)
                 if on_cell:
                     on_cell(result)
-            run.passes.append(results)
+                if run.aborted:
+                    return run
+            if canary:
+                if runner.run(nb.cells[canary_index], canary_index, timeout) is None:
+                    results.append(CellResult(-1, "canary", CANARY, 0.0,
+                                              f"pass {number + 1}: the runner did not see the "
+                                              "canary cell's panic, so it cannot vouch for "
+                                              "this run"))
     return run
 
 
@@ -155,9 +281,11 @@ def main():
             print(run.describe(failed))
         if args.mode == "stubs":
             passing = [c for c in run.passes[0] if c.role == "check" and not c.failed]
-            if passing:
+            canaries = run.failures(roles=("canary",))
+            if passing or run.aborted or canaries:
                 ok = False
-                print("checks that pass without a solution:\n" + run.describe(passing))
+                print("checks that pass without a solution, or a run the runner cannot vouch "
+                      f"for ({run.aborted or 'not aborted'}):\n" + run.describe(passing + canaries))
     sys.exit(0 if ok else 1)
 
 

@@ -76,6 +76,8 @@ def test_every_check_fails_with_the_stubs(path):
     if not any(role(cell) == "exercise" for cell in nb.cells):
         pytest.skip("no exercise in this notebook")
     run = execute(path, "stubs")
+    assert not run.aborted and not run.failures(roles=("canary",)), \
+        f"{run.aborted}\n" + run.describe(run.failures())
     checks = [c for c in run.passes[0] if c.role == "check"]
     passing = [c for c in checks if not c.failed]
     assert checks and not passing, "checks pass without a solution:\n" + run.describe(passing)

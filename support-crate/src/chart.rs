@@ -4,6 +4,12 @@
 //! library. A chart shows itself when a cell ends with it; [`Chart::to_svg`] returns the SVG
 //! source for files and tests.
 //!
+//! One trap of the kernel (evcxr 0.22): when a cell's last expression *moves* a variable that
+//! the same cell declared (`let points = ...; Chart::new("t").line("s", points)`), evcxr
+//! gives up on the chart's display and prints its `Debug` text instead. Bind the chart first
+//! and end the cell with its name (`let chart = ...; chart`), or pass `points.clone()`. The
+//! course's notebook runner fails a cell that shows a course type's `Debug` text.
+//!
 //! ```
 //! use parcours::prelude::*;
 //!

@@ -1,20 +1,34 @@
-//! How notebooks run: the kernel's start-up hook [`init`], and the [`small`] switch.
+//! How notebooks run: the kernel's start-up hook [`init`], the per-cell guard
+//! [`cell_begins`], and the [`small`] switch.
 //!
 //! The kernel (evcxr) runs each cell inside `catch_unwind`: a panic ends the cell, the kernel
 //! stays up, and the variables of earlier cells are kept. But the kernel reports that cell to
-//! Jupyter as a *success*, and the default panic message goes to stderr, long backtrace
-//! included, where it can arrive after the cell has finished and be lost. So [`init`]
-//! installs a panic hook that prints one clear line on stdout, the stream that arrives with
-//! the cell's results, starting with [`PANIC_MARKER`] (the notebook runner looks for it).
+//! Jupyter as a *success*, and the default panic message goes to stderr, where it can arrive
+//! after the cell has finished and be shown under the next one, or not at all. So [`init`]
+//! installs a panic hook that reports each panic as a *display output* of the cell: evcxr
+//! reads display blocks from the cell's process in order, before it declares the cell done, so
+//! the report always belongs to the cell that panicked. The output carries two MIME types:
+//! `text/plain`, a clear line starting with [`PANIC_MARKER`] for the reader, and
+//! [`PANIC_MIME`], which the course's notebook runner looks for. A panic on another thread
+//! than the cell's also prints that line on stdout, since the cell may still show a value.
+//!
+//! A cell may replace the panic hook (`std::panic::set_hook`) and never restore it. The
+//! notebook runner starts each cell with [`cell_begins`], which puts the course's hook back.
 
 use std::panic::PanicHookInfo;
-use std::sync::Once;
+use std::sync::atomic::{AtomicUsize, Ordering};
 
-/// The start of the line printed for a panic; the course's notebook runner looks for it.
+/// The start of the line printed for a panic.
 pub const PANIC_MARKER: &str = "✘ This cell panicked";
 
+/// The MIME type of the display output that reports a panic to the notebook runner.
+pub const PANIC_MIME: &str = "application/vnd.parcours.panic+json";
+
+/// The address of the installed course hook, to tell it from a hook a cell put in its place.
+static COURSE_HOOK: AtomicUsize = AtomicUsize::new(0);
+
 /// Sets up the current kernel for the course: installs the panic hook. Called by the
-/// course kernel at start-up; calling it again does nothing.
+/// course kernel at start-up; calling it again does nothing unless a cell replaced the hook.
 ///
 /// ```
 /// parcours::notebook::init();
@@ -22,8 +36,44 @@ pub const PANIC_MARKER: &str = "✘ This cell panicked";
 /// assert!(caught.is_err());
 /// ```
 pub fn init() {
-    static INSTALL: Once = Once::new();
-    INSTALL.call_once(|| std::panic::set_hook(Box::new(report_panic)));
+    cell_begins();
+}
+
+/// Puts the course's panic hook back if a cell replaced it; the notebook runner calls it at
+/// the start of every cell. Returns whether the hook had to be put back.
+///
+/// ```
+/// parcours::notebook::init();
+/// assert!(!parcours::notebook::cell_begins());
+/// std::panic::set_hook(Box::new(|_| {}));
+/// assert!(parcours::notebook::cell_begins());
+/// assert!(!parcours::notebook::cell_begins());
+/// ```
+pub fn cell_begins() -> bool {
+    let current = std::panic::take_hook();
+    if identity_of(&*current) == Some(COURSE_HOOK.load(Ordering::SeqCst)) {
+        std::panic::set_hook(current);
+        return false;
+    }
+    // The hook captures a marker, so that its box has an address of its own (a closure that
+    // captures nothing is zero-sized, and so are most hooks a cell installs).
+    let marker = [0u8; MARKER_SIZE];
+    let hook: Box<dyn Fn(&PanicHookInfo<'_>) + Send + Sync> = Box::new(move |info| {
+        std::hint::black_box(&marker);
+        report_panic(info)
+    });
+    COURSE_HOOK.store(identity_of(&*hook).unwrap_or(0), Ordering::SeqCst);
+    std::panic::set_hook(hook);
+    drop(current);
+    true
+}
+
+const MARKER_SIZE: usize = 23;
+
+/// The address of a hook the size of the course's, or None (so that a hook of another size
+/// later allocated where the course's was is not taken for it).
+fn identity_of(hook: &(dyn Fn(&PanicHookInfo<'_>) + Send + Sync)) -> Option<usize> {
+    (std::mem::size_of_val(hook) == MARKER_SIZE).then(|| hook as *const _ as *const () as usize)
 }
 
 /// Whether notebooks should use small problem sizes: true when the environment variable
@@ -40,16 +90,36 @@ pub fn small() -> bool {
 }
 
 fn report_panic(info: &PanicHookInfo<'_>) {
-    println!("{}", panic_line(info));
+    let line = panic_line(info);
+    let report = serde_json::json!({
+        "message": payload_text(info),
+        "thread": std::thread::current().name().unwrap_or("unnamed"),
+        "location": info.location().map(|l| format!("{}:{}", l.file(), l.line())),
+    });
+    // One print, so that the block's lines stay together when other threads print too.
+    let mut block = format!(
+        "EVCXR_BEGIN_CONTENT {PANIC_MIME}\n{report}\nEVCXR_END_CONTENT"
+    );
+    if std::thread::current().name() == Some("main") {
+        block.push_str(&format!(
+            "\nEVCXR_BEGIN_CONTENT text/plain\n{line}\nEVCXR_END_CONTENT"
+        ));
+    } else {
+        block.push_str(&format!("\n{line}"));
+    }
+    println!("{block}");
 }
 
-fn panic_line(info: &PanicHookInfo<'_>) -> String {
-    let message = info
-        .payload()
+fn payload_text(info: &PanicHookInfo<'_>) -> String {
+    info.payload()
         .downcast_ref::<&str>()
         .map(|s| s.to_string())
         .or_else(|| info.payload().downcast_ref::<String>().cloned())
-        .unwrap_or_else(|| "(no message)".to_string());
+        .unwrap_or_else(|| "(no message)".to_string())
+}
+
+fn panic_line(info: &PanicHookInfo<'_>) -> String {
+    let message = payload_text(info);
     let thread = std::thread::current();
     let on_thread = match thread.name() {
         Some(name) if name != "main" => format!(" (on thread `{name}`)"),
