@@ -10,7 +10,13 @@ Jupyter runs this script (see kernel.json) with a connection file. It
 3. runs evcxr_jupyter and stays its parent: it forwards signals, and if evcxr dies while
    starting (the support crate does not build), it starts evcxr again with a placeholder
    crate whose `parcours::welcome()` shows the build error in the notebook, instead of letting
-   Jupyter restart a kernel that can never start.
+   Jupyter restart a kernel that can never start. The start-up script's last line leaves a
+   file in the slot: an evcxr that dies after it had started crashed mid-session, and the
+   launcher says so (Jupyter then restarts the kernel; variables are lost) instead.
+
+Without `rustc` and `cargo` on PATH, or without evcxr_jupyter, nothing Rust can start: the
+launcher then runs a small Python kernel that answers every cell with what is missing and
+what to do, so that the notebook says it instead of restarting a dead kernel in a loop.
 
 Environment: PARCOURS_HOME (caches, default ~/.cache/parcours), PARCOURS_EVCXR (the
 evcxr_jupyter binary), PARCOURS_SUPPORT_CRATE (the crate to preload; tests point it elsewhere).
@@ -40,6 +46,8 @@ SLOTS = HOME / "kernels" / (
     f"{SUPPORT_CRATE.parent.name}-{hashlib.sha256(str(SUPPORT_CRATE).encode()).hexdigest()[:12]}")
 MAX_SLOTS = 16
 PR_SET_PDEATHSIG = 1
+# The display output that reports a panic to the notebook runner (parcours::notebook).
+PANIC_MIME = "application/vnd.parcours.panic+json"
 
 
 def log(message):
@@ -112,17 +120,25 @@ def seed_from_built_slot(build):
     log(f"first build slot {build.parent.name}: the support crate compiles once, then is reused")
 
 
-def toml_string(value):
+def quoted(value):
+    """A double-quoted string with its escapes, as both TOML and Rust read it."""
     return '"' + str(value).replace("\\", "\\\\").replace('"', '\\"') + '"'
+
+
+def started_marker(slot):
+    """The file the start-up script writes once evcxr has built and loaded the support crate."""
+    return slot / "started"
 
 
 def write_config(slot, crate, package="parcours"):
     config = slot / "config"
     config.mkdir(parents=True, exist_ok=True)
+    started_marker(slot).unlink(missing_ok=True)
     (config / "init.evcxr").write_text(
-        f":dep parcours = {{ path = {toml_string(crate)}, package = {toml_string(package)} }}\n"
+        f":dep parcours = {{ path = {quoted(crate)}, package = {quoted(package)} }}\n"
         "use parcours::prelude::*;\n"
         "parcours::notebook::init();\n"
+        f"std::fs::write({quoted(started_marker(slot))}, \"\").ok();\n"
     )
     # evcxr reads evcxr.toml before init.evcxr; one left by an older set-up would win.
     (config / "evcxr.toml").unlink(missing_ok=True)
@@ -151,8 +167,11 @@ def write_placeholder_crate(slot, error):
         "pub mod prelude {}\n"
         "pub mod notebook { pub fn init() {} pub fn cell_begins() -> bool { false } }\n"
         f"pub const BUILD_ERROR: &str = {rust_raw_string(message)};\n"
-        # stdout arrives with the cell's results; a panic's stderr may come too late to show.
-        "pub fn welcome() {\n    println!(\"{BUILD_ERROR}\");\n"
+        # The message as the cell's result, and the panic report the notebook runner reads
+        # (see parcours::notebook): both arrive with the cell, unlike a panic's stderr.
+        "pub fn welcome() {\n"
+        "    println!(\"EVCXR_BEGIN_CONTENT text/plain\\n{BUILD_ERROR}\\nEVCXR_END_CONTENT\");\n"
+        f"    println!(\"EVCXR_BEGIN_CONTENT {PANIC_MIME}\\n{{{{}}}}\\nEVCXR_END_CONTENT\");\n"
         "    panic!(\"the course support crate is missing: see the message above\");\n}\n"
     )
     return crate
@@ -229,12 +248,51 @@ def die_with_parent():
     libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
 
 
+def missing_tools():
+    """What the course kernel needs and cannot find, as a message; None when all is there."""
+    missing = [tool for tool in ("rustc", "cargo") if shutil.which(tool) is None]
+    if missing:
+        return (f"The course kernel needs Rust, and {' and '.join(missing)} cannot be found on "
+                f"the PATH of this kernel:\n  PATH={os.environ.get('PATH', '')}\n"
+                "Install Rust with rustup (https://rustup.rs), or make its folder "
+                "(usually ~/.cargo/bin) part of the PATH of the shell that starts JupyterLab, "
+                "then restart JupyterLab (./course open).")
+    if not (os.path.isfile(EVCXR) and os.access(EVCXR, os.X_OK)):
+        return (f"The course kernel evcxr_jupyter is not installed (looked for {EVCXR}).\n"
+                "Run ./course setup in the course folder, then restart the kernel.")
+    return None
+
+
+def serve_message(connection_file, message):
+    """Runs a Python kernel that answers every cell with `message` as an error."""
+    from ipykernel.kernelapp import IPKernelApp
+    from ipykernel.kernelbase import Kernel
+
+    class MessageKernel(Kernel):
+        implementation = "parcours-message"
+        implementation_version = "1"
+        language_info = {"name": "rust", "mimetype": "text/rust", "file_extension": ".rs"}
+        banner = message
+
+        def do_execute(self, code, silent, store_history=True, user_expressions=None,
+                       allow_stdin=False, *, cell_meta=None, cell_id=None):
+            self.send_response(self.iopub_socket, "stream",
+                               {"name": "stderr", "text": message + "\n"})
+            return {"status": "error", "execution_count": self.execution_count,
+                    "ename": "CourseKernelUnavailable", "evalue": message, "traceback": []}
+
+    log(message)
+    IPKernelApp.launch_instance(kernel_class=MessageKernel, argv=["-f", connection_file])
+
+
 def main():
     if len(sys.argv) != 2:
         sys.exit("usage: launch.py CONNECTION_FILE")
     connection_file = sys.argv[1]
-    if not (os.path.isfile(EVCXR) and os.access(EVCXR, os.X_OK)):
-        sys.exit(f"parcours kernel: evcxr_jupyter not found at {EVCXR}; run ./course setup")
+    message = missing_tools()
+    if message:
+        serve_message(connection_file, message)
+        return
     slot, _lock = take_slot()
     prune_slots_of_deleted_clones()
     config = write_config(slot, SUPPORT_CRATE)
@@ -254,7 +312,12 @@ def main():
     started = time.monotonic()
     current = Evcxr(connection_file, slot, config)
     code = current.wait()
-    if code not in (0, -signal.SIGTERM, -signal.SIGKILL, -signal.SIGINT):
+    stopped = code in (0, -signal.SIGTERM, -signal.SIGKILL, -signal.SIGINT)
+    if not stopped and started_marker(slot).exists():
+        log(f"evcxr_jupyter stopped unexpectedly (status {code}) after "
+            f"{time.monotonic() - started:.0f} s, in the middle of the session. The notebook's "
+            "variables are lost; Jupyter starts the kernel again. Its last words are above.")
+    elif not stopped:
         error = startup_error(current.stderr_tail) or f"evcxr_jupyter exited with status {code}"
         log(f"evcxr_jupyter exited with status {code} after {time.monotonic() - started:.0f} s; "
             "starting it again without the support crate, so that notebooks can say why")

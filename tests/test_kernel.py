@@ -1,6 +1,8 @@
 """The course kernel itself: one runtime across cells, panics, several kernels, a broken crate."""
 
+import os
 import re
+import signal
 import time
 import shutil
 
@@ -59,16 +61,17 @@ def test_two_kernels_at_once_use_separate_build_slots():
 
 
 def test_a_broken_support_crate_gives_a_readable_error(tmp_path):
-    # A copy of the workspace whose support crate has a type error.
-    workspace = tmp_path / "workspace"
-    workspace.mkdir()
-    for name in ("Cargo.toml", "Cargo.lock"):
-        shutil.copy(REPO / name, workspace / name)
-    crate = workspace / "support-crate"
-    shutil.copytree(REPO / "support-crate", crate)
-    lib = crate / "src" / "lib.rs"
-    lib.write_text(lib.read_text() + "\npub fn broken() -> u32 { \"not a number\" }\n")
-    # Caches of its own (one cold build), so that the course's are left as they were.
+    # A tiny crate in the support crate's place, with a type error: the launcher treats it
+    # as it would the real one, without a second build of the real one's dependencies.
+    crate = tmp_path / "support-crate"
+    (crate / "src").mkdir(parents=True)
+    (crate / "Cargo.toml").write_text(
+        '[package]\nname = "parcours"\nversion = "0.0.0"\nedition = "2024"\n\n'
+        '[lib]\ncrate-type = ["rlib", "dylib"]\n\n[workspace]\n')
+    (crate / "src" / "lib.rs").write_text(
+        "pub mod prelude {}\npub mod notebook { pub fn init() {} }\n"
+        'pub fn broken() -> u32 { "not a number" }\n')
+    # Caches of its own, so that the course's are left as they were.
     specs = kernelspec_like_course(tmp_path, "parcours-broken", {
         "PARCOURS_SUPPORT_CRATE": str(crate), "PARCOURS_HOME": str(tmp_path / "home"),
         "PARCOURS_EVCXR": str(EVCXR)})
@@ -137,3 +140,37 @@ def test_processes_a_notebook_starts_die_when_the_kernel_restarts():
         pids = started_pids(kernel)
         kernel.manager.restart_kernel(now=True)
         assert wait_until_gone(pids) == [], "orphans after a kernel restart"
+
+
+def test_without_rust_on_the_path_every_cell_says_what_to_do(tmp_path):
+    specs = kernelspec_like_course(tmp_path, "parcours-no-rust", {"PATH": "/usr/bin:/bin"})
+    with Kernel("parcours-no-rust", spec_dirs=[specs]) as kernel:
+        for _ in range(2):
+            outcome = kernel.run("1 + 1", timeout=60)
+            assert outcome.status == "error"
+            assert "needs Rust" in outcome.text and "rustup" in outcome.text, outcome.text
+        assert kernel.manager.is_alive(), "the kernel must stay up to say it, not restart"
+
+
+def children_of(pid):
+    return [int(p) for p in open(f"/proc/{pid}/task/{pid}/children").read().split()]
+
+
+def test_a_crash_mid_session_is_reported_as_such_not_as_a_build_error(tmp_path):
+    log = tmp_path / "kernel.log"
+    with open(log, "w") as stderr:
+        kernel = Kernel(stderr=stderr)
+    try:
+        assert kernel.run("1 + 1").ok
+        launcher = kernel.manager.provisioner.pid
+        (evcxr,) = children_of(launcher)
+        os.kill(evcxr, signal.SIGABRT)
+        deadline = time.monotonic() + 30
+        while kernel.manager.is_alive() and time.monotonic() < deadline:
+            time.sleep(0.2)
+        assert not kernel.manager.is_alive(), "the launcher must exit with its evcxr"
+    finally:
+        kernel.stop()
+    said = log.read_text()
+    assert "stopped unexpectedly" in said and "variables are lost" in said, said[-2000:]
+    assert "without the support crate" not in said

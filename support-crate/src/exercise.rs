@@ -118,8 +118,10 @@ pub fn check_that(what: &str, ok: bool, hint: &str) {
 }
 
 fn close(got: f64, expected: f64, rel_tol: f64) -> bool {
-    if !got.is_finite() {
-        return got == expected;
+    // An infinite or NaN value matches only itself: a tolerance scaled by infinity would
+    // accept anything.
+    if !got.is_finite() || !expected.is_finite() {
+        return got == expected || (got.is_nan() && expected.is_nan());
     }
     let scale = if expected == 0.0 { 1.0 } else { expected.abs() };
     (got - expected).abs() <= rel_tol * scale
@@ -167,6 +169,11 @@ mod tests {
         assert!(close(0.001, 0.0, 0.01));
         assert!(!close(f64::NAN, 1.0, 0.5));
         assert!(!close(f64::INFINITY, 1.0, 0.5));
+        assert!(!close(1e300, f64::INFINITY, 0.5), "a finite value is not infinity");
+        assert!(!close(-f64::INFINITY, f64::INFINITY, 0.5));
+        assert!(close(f64::INFINITY, f64::INFINITY, 0.0));
+        assert!(close(f64::NAN, f64::NAN, 0.0));
+        assert!(!close(1.0, f64::NAN, 0.5));
     }
 
     #[test]
