@@ -5,8 +5,10 @@ Jupyter runs this script (see kernel.json) with a connection file. It
 1. takes a free *build slot*: a build directory that only this kernel uses while it runs
    (evcxr allows one kernel per build directory). A new slot starts as a copy of a built one,
    so compiled dependencies are reused: by restarts, and by two notebooks open at once;
-2. writes evcxr's start-up script into the slot: `:dep` on the support crate, then
+2. writes evcxr's start-up script into the slot: `:dep` on the support crate and, under their
+   own names, on the libraries it re-exports (one copy still: they link from its dylib), then
    `use parcours::prelude::*;` and `parcours::notebook::init();` (a clear message for panics);
+   and makes the slot a cargo workspace that holds the course's Cargo.lock (pin_versions);
 3. runs evcxr_jupyter and stays its parent: it forwards signals, and if evcxr dies while
    starting (the support crate does not build), it starts evcxr again with a placeholder
    crate whose `parcours::welcome()` shows the build error in the notebook, instead of letting
@@ -18,7 +20,7 @@ Without `rustc` and `cargo` on PATH, or without evcxr_jupyter, nothing Rust can 
 launcher then runs a small Python kernel that answers every cell with what is missing and
 what to do, so that the notebook says it instead of restarting a dead kernel in a loop.
 
-Environment: PARCOURS_HOME (caches, default ~/.cache/parcours), PARCOURS_EVCXR (the
+Environment: PARCOURS_HOME (caches, see paths.py), PARCOURS_EVCXR (the
 evcxr_jupyter binary), PARCOURS_SUPPORT_CRATE (the crate to preload; tests point it elsewhere).
 docs/kernel.md explains the choices and their measurements.
 """
@@ -27,6 +29,7 @@ import ctypes
 import fcntl
 import hashlib
 import os
+import re
 import shutil
 import signal
 import subprocess
@@ -35,8 +38,9 @@ import threading
 import time
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parent.parent
-HOME = Path(os.environ.get("PARCOURS_HOME") or Path.home() / ".cache" / "parcours")
+from paths import REPO, locked_versions, parcours_home
+
+HOME = parcours_home()
 EVCXR = os.environ.get("PARCOURS_EVCXR") or str(HOME / "tools" / "bin" / "evcxr_jupyter")
 SUPPORT_CRATE = Path(os.environ.get("PARCOURS_SUPPORT_CRATE") or REPO / "support-crate")
 # Slots are kept per support-crate folder: cargo names a dylib without a hash
@@ -130,12 +134,38 @@ def started_marker(slot):
     return slot / "started"
 
 
+def reexported_crates(crate):
+    """The libraries a support crate re-exports whole (`pub use rayon;` in its lib.rs)."""
+    lib = Path(crate) / "src" / "lib.rs"
+    text = lib.read_text() if lib.is_file() else ""
+    return re.findall(r"^pub use ([a-z][a-z0-9_]*);$", text, re.MULTILINE)
+
+
+def find_lock(crate):
+    """The Cargo.lock of the support crate, or of the workspace it belongs to, or None."""
+    for folder in (Path(crate), Path(crate).parent):
+        if (folder / "Cargo.lock").is_file():
+            return folder / "Cargo.lock"
+    return None
+
+
 def write_config(slot, crate, package="parcours"):
+    """Writes evcxr's start-up script, and the workspace that pins the kernel's versions."""
     config = slot / "config"
     config.mkdir(parents=True, exist_ok=True)
     started_marker(slot).unlink(missing_ok=True)
+    versions = pin_versions(slot, crate, package)
+    # The re-exported libraries under their own names, so that code pasted from elsewhere
+    # (`use tokio::sync::Mutex;`, `#[tokio::main]`, `#[derive(serde::Serialize)]`) compiles.
+    # The same package in the same build as the support crate's: rustc links it from the
+    # support crate's dylib, so there is still one copy per kernel.
+    names = [name for name in reexported_crates(crate) if name in versions]
+    dependencies = "".join(
+        f":dep {name} = {{ version = {quoted('=' + versions[name])}, default-features = false }}\n"
+        for name in names)
     (config / "init.evcxr").write_text(
         f":dep parcours = {{ path = {quoted(crate)}, package = {quoted(package)} }}\n"
+        + dependencies +
         "use parcours::prelude::*;\n"
         "parcours::notebook::init();\n"
         f"std::fs::write({quoted(started_marker(slot))}, \"\").ok();\n"
@@ -144,6 +174,38 @@ def write_config(slot, crate, package="parcours"):
     (config / "evcxr.toml").unlink(missing_ok=True)
     (config / "prelude.rs").unlink(missing_ok=True)
     return config
+
+
+def pin_versions(slot, crate, package):
+    """Makes the slot a cargo workspace whose lock is the course's Cargo.lock; returns the
+    locked versions.
+
+    evcxr checks each `:dep` by resolving a one-dependency package in its build folder, which
+    rewrites Cargo.lock without the other dependencies' packages; the next full resolution then
+    takes the newest versions on crates.io, not the ones `cargo test` built. A second member
+    that depends on the support crate keeps its whole graph in every resolution, so every
+    locked version holds. Profiles are read from a workspace's root only: the root carries
+    the one evcxr writes for its cells (evcxr 0.22, `:opt 2`).
+    """
+    (slot / "Cargo.toml").write_text(
+        "# Written by the course kernel's launcher (kernel/launch.py): see pin_versions.\n"
+        '[workspace]\nmembers = ["build", "pins"]\nexclude = ["placeholder"]\nresolver = "3"\n\n'
+        "[profile.dev]\nopt-level = 2\ndebug = false\nstrip = \"debuginfo\"\nrpath = true\n"
+        "lto = false\ndebug-assertions = true\ncodegen-units = 16\npanic = \"unwind\"\n"
+        "incremental = true\noverflow-checks = true\n")
+    pins = slot / "pins"
+    (pins / "src").mkdir(parents=True, exist_ok=True)
+    (pins / "src" / "lib.rs").write_text("")
+    (pins / "Cargo.toml").write_text(
+        '[package]\nname = "parcours-kernel-pins"\nversion = "0.0.0"\nedition = "2024"\n'
+        "publish = false\n\n[dependencies]\n"
+        f"parcours = {{ path = {quoted(crate)}, package = {quoted(package)} }}\n")
+    lock = find_lock(crate)
+    if lock is None:
+        return {}
+    if lock.resolve() != (slot / "Cargo.lock").resolve():
+        shutil.copyfile(lock, slot / "Cargo.lock")
+    return locked_versions(lock)
 
 
 def write_placeholder_crate(slot, error):

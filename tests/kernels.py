@@ -1,7 +1,7 @@
 """Start the course kernel and run cells in it, for the tests and the benchmarks."""
 
 import json
-import os
+import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -11,7 +11,10 @@ from jupyter_client.manager import KernelManager
 
 from nbrun import ANSI, KERNEL, PANIC_MARKER, PANIC_MIME, STARTUP_TIMEOUT
 
-HOME = Path(os.environ.get("PARCOURS_HOME") or Path.home() / ".cache" / "parcours")
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "kernel"))
+from paths import parcours_home  # noqa: E402
+
+HOME = parcours_home()
 EVCXR = HOME / "tools" / "bin" / "evcxr_jupyter"
 
 

@@ -3,11 +3,15 @@
 import os
 import re
 import signal
+import subprocess
 import time
-import shutil
+from pathlib import Path
+
+import pytest
 
 from conftest import REPO
 from kernels import EVCXR, HOME, Kernel, kernelspec_like_course
+from paths import locked_versions, parcours_home
 
 THREADS = (
     'std::fs::read_to_string("/proc/self/status").unwrap().lines()'
@@ -58,6 +62,56 @@ def test_two_kernels_at_once_use_separate_build_slots():
             assert kernel.run("(1..=10u32).into_par_iter().sum::<u32>()").results[-1][
                 "text/plain"] == "55"
         assert dirs[0] != dirs[1], dirs
+
+
+def test_reexported_crates_work_under_their_own_names_with_one_copy():
+    with Kernel() as kernel:
+        pasted = kernel.run(
+            "use tokio::sync::Mutex;\n"
+            "#[tokio::main]\nasync fn doubled() -> u32 { let m = Mutex::new(21); *m.lock().await * 2 }\n"
+            "#[derive(serde::Serialize)]\nstruct Point { x: u32 }\n"
+            'format!("{} {}", doubled(), serde_json::to_string(&Point { x: doubled() }).unwrap())')
+        assert pasted.ok, pasted.text
+        assert pasted.results[-1]["text/plain"] == '"42 {\\"x\\":42}"', pasted.results
+        # Linked statically into each cell, rayon would start a new pool in every cell.
+        counts = []
+        for cell in range(5):
+            outcome = kernel.run(f"let pair_{cell} = rayon::join(|| 1, || 2);\n{THREADS}")
+            assert outcome.ok, outcome.text
+            counts.append(int(outcome.results[-1]["text/plain"]))
+        assert len(set(counts)) == 1, f"threads per cell: {counts}"
+
+
+def test_the_kernel_builds_the_versions_of_cargo_lock():
+    with Kernel() as kernel:
+        # A `:dep` makes evcxr resolve dependencies again; the course's versions must hold.
+        added = kernel.run(':dep itoa = "1"\nitoa::Buffer::new().format(42).to_string()')
+        assert added.ok, added.text
+        build = kernel.run('std::env::var("EVCXR_TMPDIR").unwrap()')
+        slot = Path(build.results[-1]["text/plain"].strip('"')).parent
+    course = locked_versions(REPO / "Cargo.lock")
+    kernel_lock = locked_versions(slot / "Cargo.lock")
+    differ = {name: (version, kernel_lock[name]) for name, version in course.items()
+              if name in kernel_lock and kernel_lock[name] != version}
+    assert not differ, f"(Cargo.lock, kernel) versions: {differ}"
+    assert kernel_lock.get("wgpu") == course["wgpu"]
+
+
+@pytest.mark.parametrize("env, expected", [
+    ({"PARCOURS_HOME": "/srv/course"}, "/srv/course"),
+    ({"XDG_CACHE_HOME": "/srv/cache"}, "/srv/cache/parcours"),
+    ({}, str(Path.home() / ".cache" / "parcours")),
+])
+def test_the_course_and_the_kernel_agree_on_parcours_home(env, expected, monkeypatch, tmp_path):
+    monkeypatch.setenv("XDG_RUNTIME_DIR", str(tmp_path))  # else `course` makes one in the home
+    for name in ("PARCOURS_HOME", "XDG_CACHE_HOME"):
+        monkeypatch.delenv(name, raising=False)
+    for name, value in env.items():
+        monkeypatch.setenv(name, value)
+    assert str(parcours_home()) == expected
+    said = subprocess.run([str(REPO / "course"), "help"], capture_output=True, text=True,
+                          env=dict(os.environ)).stdout
+    assert f"Caches: {expected}" in said, said
 
 
 def test_a_broken_support_crate_gives_a_readable_error(tmp_path):
