@@ -1,17 +1,22 @@
-"""Kernel-latency benchmark: how long students wait for the course kernel.
+"""Kernel-latency benchmark: how long students wait for the course kernel, against plain evcxr.
 
-Prints, for the course kernel on this machine:
-- warm start: kernel start -> first result, compiled dependencies reused;
-- the median latency of a trivial cell, of a cell declaring a variable, and of a cell that
-  runs a rayon parallel iterator;
-- cold start: kernel start -> first result from an empty build cache (compiles every
-  dependency; skipped with --no-cold).
-Targets (issue 2): warm first result <= 5 s, trivial cell <= 0.3 s median.
+Starts, in alternating rounds, the course kernel and *plain evcxr* (the same evcxr_jupyter
+binary with no start-up script, no dependency and a build folder of its own, reused from round
+to round as the course kernel reuses its build slot), and measures in each:
+- warm start: kernel start -> ready (kernel_info) -> first result of a trivial cell;
+- the first cell that declares a variable (rust-analyzer warms up on the dependencies);
+- the median of a trivial cell and of a cell declaring a variable;
+- for the course kernel, a rayon cell.
+It prints each figure's median over the rounds, its spread, and the ratio course / plain
+measured in the same run. Goals (README, "Performance"): first result <= 1.5x, trivial cell
+<= 1.3x, first `let` cell <= 1.5x. A cold start (empty build cache) is measured once with
+--cold.
 
-    ./course bench            # or: python tests/bench/kernel_latency.py [--cells 15] [--no-cold]
+    ./course bench kernel      # or: python tests/bench/kernel_latency.py [--rounds 3] [--cells 15] [--cold]
 """
 
 import argparse
+import json
 import os
 import shutil
 import statistics
@@ -21,71 +26,111 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-from kernels import EVCXR, Kernel, kernelspec_like_course  # noqa: E402
+from kernels import EVCXR, HOME, Kernel, kernelspec_like_course  # noqa: E402
 
 TRIVIAL = "1 + 1"
 VARIABLE = "let x = 1 + 1; x"
 RAYON = "(0..1_000_000u64).into_par_iter().map(|i| i % 7).sum::<u64>()"
+GOALS = {"first result": 1.5, "trivial cell, median": 1.3, "first cell declaring a variable": 1.5}
 
 
-def first_result(name="parcours", spec_dirs=None):
-    """Starts a kernel and runs a trivial cell; returns (seconds to ready, to result, kernel)."""
-    started = time.monotonic()
-    kernel = Kernel(name, spec_dirs)
-    outcome = kernel.run(TRIVIAL)
+def plain_evcxr_spec(folder):
+    """A kernelspec for evcxr_jupyter as a user would run it: no configuration, no dependency;
+    its build folder is kept under PARCOURS_HOME so that its starts are warm too."""
+    build = HOME / "kernels" / "plain-evcxr" / "build"
+    build.mkdir(parents=True, exist_ok=True)
+    config = Path(folder) / "empty-config"
+    config.mkdir(parents=True, exist_ok=True)
+    spec = Path(folder) / "kernels" / "plain-evcxr"
+    spec.mkdir(parents=True, exist_ok=True)
+    (spec / "kernel.json").write_text(json.dumps({
+        "argv": [str(EVCXR), "--control_file", "{connection_file}"],
+        "display_name": "plain evcxr", "language": "rust",
+        "env": {"EVCXR_TMPDIR": str(build), "EVCXR_CONFIG_DIR": str(config)}}))
+    return spec.parent
+
+
+def run_ok(kernel, code):
+    outcome = kernel.run(code)
     if not outcome.ok:
         kernel.stop()
-        sys.exit(f"the first cell failed:\n{outcome.text}")
-    return kernel.ready_seconds, time.monotonic() - started, kernel
+        sys.exit(f"cell failed: {code}\n{outcome.text}")
+    return outcome.seconds
 
 
-def median_latency(kernel, code, cells):
-    times = []
-    for _ in range(cells):
-        outcome = kernel.run(code)
-        if not outcome.ok:
-            sys.exit(f"cell failed: {code}\n{outcome.text}")
-        times.append(outcome.seconds)
-    return statistics.median(times)
+def one_round(name, spec_dirs, cells, with_rayon):
+    """Starts a kernel, runs the cells; returns {figure: seconds}."""
+    figures = {}
+    started = time.monotonic()
+    kernel = Kernel(name, spec_dirs)
+    figures["kernel ready (kernel_info)"] = kernel.ready_seconds
+    with kernel:
+        run_ok(kernel, TRIVIAL)
+        figures["first result"] = time.monotonic() - started
+        figures["first cell declaring a variable"] = run_ok(kernel, VARIABLE)
+        figures["trivial cell, median"] = statistics.median(
+            run_ok(kernel, TRIVIAL) for _ in range(cells))
+        figures["cell declaring a variable, median"] = statistics.median(
+            run_ok(kernel, VARIABLE) for _ in range(cells))
+        if with_rayon:
+            figures["rayon cell, median"] = statistics.median(
+                run_ok(kernel, RAYON) for _ in range(cells))
+    return figures
+
+
+def summary(values):
+    median = statistics.median(values)
+    return median, f"{median:6.2f} s ({min(values):.2f}-{max(values):.2f})"
 
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--rounds", type=int, default=3, help="alternating rounds of both kernels")
     parser.add_argument("--cells", type=int, default=15, help="cells per median")
-    parser.add_argument("--no-cold", action="store_true", help="skip the cold start")
+    parser.add_argument("--cold", action="store_true", help="also time a cold start, once")
     args = parser.parse_args()
 
-    figures = []
-    ready, first, kernel = first_result()
-    figures.append(("warm start: kernel ready (kernel_info)", ready, None))
-    figures.append(("warm start: first result", first, 5.0))
-    with kernel:
-        figures.append((f"trivial cell `{TRIVIAL}`, median of {args.cells}",
-                        median_latency(kernel, TRIVIAL, args.cells), 0.3))
-        first_variable = kernel.run(VARIABLE).seconds
-        figures.append(("first cell declaring a variable", first_variable, None))
-        figures.append((f"cell declaring a variable, median of {args.cells}",
-                        median_latency(kernel, VARIABLE, args.cells), None))
-        figures.append((f"rayon cell, median of {args.cells}",
-                        median_latency(kernel, RAYON, args.cells), None))
+    scratch = Path(tempfile.mkdtemp(prefix="parcours-bench-"))
+    plain_specs = plain_evcxr_spec(scratch)
+    course, plain = [], []
+    try:
+        # Warm both build folders first: the rounds then measure warm starts only.
+        print("warming both kernels...", flush=True)
+        one_round("parcours", None, 1, False)
+        one_round("plain-evcxr", [plain_specs], 1, False)
+        for number in range(args.rounds):
+            print(f"round {number + 1} of {args.rounds}...", flush=True)
+            course.append(one_round("parcours", None, args.cells, True))
+            plain.append(one_round("plain-evcxr", [plain_specs], args.cells, False))
 
-    if not args.no_cold:
-        home = Path(tempfile.mkdtemp(prefix="parcours-cold-"))
-        try:
+        cold = None
+        if args.cold:
+            home = scratch / "cold-home"
             print("cold start: compiling every dependency in an empty build cache...", flush=True)
-            specs = kernelspec_like_course(home, "parcours-cold", {
+            specs = kernelspec_like_course(scratch, "parcours-cold", {
                 "PARCOURS_HOME": str(home), "PARCOURS_EVCXR": str(EVCXR)})
-            _, first, kernel = first_result("parcours-cold", [specs])
-            kernel.stop()
-            figures.append(("cold start: first result", first, None))
-        finally:
-            shutil.rmtree(home, ignore_errors=True)
+            started = time.monotonic()
+            with Kernel("parcours-cold", [specs]) as kernel:
+                run_ok(kernel, TRIVIAL)
+            cold = time.monotonic() - started
+    finally:
+        shutil.rmtree(scratch, ignore_errors=True)
 
-    print(f"\nCourse kernel latency on {os.cpu_count()} cores:")
-    for name, seconds, target in figures:
-        verdict = "" if target is None else (
-            f"  (target <= {target} s: {'met' if seconds <= target else 'missed'})")
-        print(f"  {name:<46} {seconds:7.2f} s{verdict}")
+    print(f"\nKernel latency on {os.cpu_count()} cores, medians of {args.rounds} alternating "
+          f"rounds (min-max); cells: medians of {args.cells}")
+    print(f"  {'':<36} {'course kernel':>22} {'plain evcxr':>22} {'ratio':>7}")
+    for name in course[0]:
+        ours, ours_text = summary([r[name] for r in course])
+        if name in plain[0]:
+            theirs, theirs_text = summary([r[name] for r in plain])
+            ratio = ours / theirs
+            goal = GOALS.get(name)
+            verdict = "" if goal is None else f"  goal <= {goal}: {'met' if ratio <= goal else 'missed'}"
+            print(f"  {name:<36} {ours_text:>22} {theirs_text:>22} {ratio:6.2f}x{verdict}")
+        else:
+            print(f"  {name:<36} {ours_text:>22}")
+    if cold is not None:
+        print(f"  {'cold start: first result':<36} {cold:6.2f} s")
 
 
 if __name__ == "__main__":
