@@ -47,13 +47,15 @@
 //! - [`passwords`] — testing the strength of a password: keyspaces, times to crack, MD5 and
 //!   SHA-256 cracked with SIMD on every core, and the slow hashes (bcrypt, Argon2) that resist.
 //!
-//! Libraries re-exported, so that cells share one copy of each:
+//! Libraries re-exported, so that cells share one copy of each. The course kernel also gives
+//! cells each of them under its own name (`rayon::join`, `#[tokio::main]`,
+//! `#[derive(serde::Serialize)]`), still from this crate's copy: every `pub use` of a whole
+//! crate below becomes one, so keep them in that form (`docs/kernel.md`).
 //! - [`rayon`] — data parallelism (parallel iterators, `join`, thread pools).
 //! - [`core_affinity`] — pinning threads to cores.
 //! - [`crossbeam`] — channels, scoped threads, lock-free structures.
 //! - [`tokio`] — asynchronous tasks and I/O (the runtime behind the cluster's proxies).
-//! - [`serde`], [`serde_json`] — serialisation (in a cell, derive with
-//!   `#[serde(crate = "parcours::serde")]`).
+//! - [`serde`], [`serde_json`] — serialisation.
 //! - [`plotters`] — the drawing library behind [`chart`], for plots the toolbox does not cover.
 #![warn(missing_docs)]
 
