@@ -8,6 +8,7 @@ import time
 from pathlib import Path
 
 import pytest
+from jupyter_client.kernelspec import KernelSpecManager
 
 from conftest import REPO
 from kernels import EVCXR, HOME, Kernel, kernelspec_like_course
@@ -17,6 +18,12 @@ THREADS = (
     'std::fs::read_to_string("/proc/self/status").unwrap().lines()'
     '.find(|l| l.starts_with("Threads:")).unwrap()[8..].trim().parse::<usize>().unwrap()'
 )
+
+
+def test_the_tests_start_this_clones_kernel():
+    # The registered kernel starts the launcher of the clone set up last (see nbrun.py).
+    argv = KernelSpecManager().get_kernel_spec("parcours").argv
+    assert Path(argv[1]) == REPO / "kernel" / "launch.py", argv
 
 
 def test_rayon_pool_is_shared_across_ten_cells():

@@ -27,6 +27,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from kernels import EVCXR, HOME, Kernel, kernelspec_like_course  # noqa: E402
+from nbrun import use_this_clones_kernel  # noqa: E402
 
 TRIVIAL = "1 + 1"
 VARIABLE = "let x = 1 + 1; x"
@@ -89,6 +90,7 @@ def main():
     parser.add_argument("--cells", type=int, default=15, help="cells per median")
     parser.add_argument("--cold", action="store_true", help="also time a cold start, once")
     args = parser.parse_args()
+    use_this_clones_kernel()
 
     scratch = Path(tempfile.mkdtemp(prefix="parcours-bench-"))
     plain_specs = plain_evcxr_spec(scratch)
