@@ -1,4 +1,4 @@
-"""Where the course keeps what it installs and builds, and what the kernel pins.
+"""Where the course keeps what it installs and builds, what the kernel pins, which kernel runs.
 
 One rule for every Python part of the course (the kernel's launcher, the tests, the
 benchmarks): `PARCOURS_HOME`, else `$XDG_CACHE_HOME/parcours`, else `~/.cache/parcours`. The
@@ -6,11 +6,18 @@ benchmarks): `PARCOURS_HOME`, else `$XDG_CACHE_HOME/parcours`, else `~/.cache/pa
 agree.
 """
 
+import atexit
+import json
 import os
 import re
+import shutil
+import sys
+import tempfile
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
+# The course kernel's name, as notebooks and `./course setup` give it.
+KERNEL = "parcours"
 
 
 def parcours_home():
@@ -30,3 +37,25 @@ def locked_versions(lock=REPO / "Cargo.lock"):
                                     Path(lock).read_text(), re.MULTILINE):
         versions.setdefault(name, version)
     return versions
+
+
+def use_this_clones_kernel():
+    """Makes the kernel named `parcours` start this clone's launcher, for this process and its
+    children.
+
+    `./course setup` registers the kernel once per Python environment, so the registered one
+    starts the launcher (and support crate) of whichever clone was set up last. Tests and
+    benchmarks must run this clone's: a kernelspec of the same name in a folder of
+    JUPYTER_PATH, which Jupyter reads before the environment's own.
+    """
+    from jupyter_client.kernelspec import KernelSpecManager
+
+    registered = Path(KernelSpecManager().get_kernel_spec(KERNEL).resource_dir, "kernel.json")
+    spec = json.loads(registered.read_text())
+    spec["argv"] = [sys.executable, str(REPO / "kernel" / "launch.py"), "{connection_file}"]
+    folder = Path(tempfile.mkdtemp(prefix="parcours-kernelspec-"))
+    atexit.register(shutil.rmtree, folder, ignore_errors=True)
+    (folder / "kernels" / KERNEL).mkdir(parents=True)
+    (folder / "kernels" / KERNEL / "kernel.json").write_text(json.dumps(spec, indent=2))
+    os.environ["JUPYTER_PATH"] = os.pathsep.join(
+        p for p in (str(folder), os.environ.get("JUPYTER_PATH")) if p)

@@ -11,7 +11,7 @@ import time
 
 from jupyter_client.manager import start_new_kernel
 
-KERNEL = "parcours"
+from paths import KERNEL, use_this_clones_kernel
 STARTUP_TIMEOUT = 1800
 
 
@@ -21,6 +21,7 @@ def tick(done, started):
 
 
 def main():
+    use_this_clones_kernel()
     started = time.monotonic()
     done = threading.Event()
     threading.Thread(target=tick, args=(done, started), daemon=True).start()

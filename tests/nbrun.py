@@ -39,12 +39,8 @@ Command line:  python tests/nbrun.py [--mode solutions|stubs] NOTEBOOK...
 """
 
 import argparse
-import atexit
 import itertools
-import json
 import os
-import shutil
-import tempfile
 import re
 import sys
 import time
@@ -52,13 +48,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import nbformat
-from jupyter_client.kernelspec import KernelSpecManager
 from nbclient import NotebookClient
 from nbclient.exceptions import CellTimeoutError, DeadKernelError
 from nbclient.util import run_sync
 
-KERNEL = "parcours"
-REPO = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "kernel"))
+from paths import KERNEL, use_this_clones_kernel  # noqa: E402
+
 ROLES = ("exercise", "solution", "check")
 PANIC_MIME = "application/vnd.parcours.panic+json"
 PANIC_MARKER = "This cell panicked"
@@ -83,26 +79,6 @@ def role(cell):
     tags = cell.get("metadata", {}).get("tags", [])
     found = [r for r in ROLES if r in tags]
     return found[0] if found else None
-
-
-def use_this_clones_kernel():
-    """Makes the kernel named `parcours` start this clone's launcher, for this process and its
-    children.
-
-    `./course setup` registers the kernel once per Python environment, so the registered one
-    starts the launcher (and support crate) of whichever clone was set up last. Tests and
-    benchmarks must run this clone's: a kernelspec of the same name in a folder of
-    JUPYTER_PATH, which Jupyter reads before the environment's own.
-    """
-    registered = Path(KernelSpecManager().get_kernel_spec(KERNEL).resource_dir, "kernel.json")
-    spec = json.loads(registered.read_text())
-    spec["argv"] = [sys.executable, str(REPO / "kernel" / "launch.py"), "{connection_file}"]
-    folder = Path(tempfile.mkdtemp(prefix="parcours-kernelspec-"))
-    atexit.register(shutil.rmtree, folder, ignore_errors=True)
-    (folder / "kernels" / KERNEL).mkdir(parents=True)
-    (folder / "kernels" / KERNEL / "kernel.json").write_text(json.dumps(spec, indent=2))
-    os.environ["JUPYTER_PATH"] = os.pathsep.join(
-        p for p in (str(folder), os.environ.get("JUPYTER_PATH")) if p)
 
 
 def small():

@@ -20,6 +20,7 @@ import json
 import os
 import shutil
 import statistics
+import subprocess
 import sys
 import tempfile
 import time
@@ -47,7 +48,12 @@ def plain_evcxr_spec(folder):
     (spec / "kernel.json").write_text(json.dumps({
         "argv": [str(EVCXR), "--control_file", "{connection_file}"],
         "display_name": "plain evcxr", "language": "rust",
-        "env": {"EVCXR_TMPDIR": str(build), "EVCXR_CONFIG_DIR": str(config)}}))
+        # evcxr links cells with -Cprefer-dynamic: they need Rust's libstd at load time, as in
+        # the course kernel (kernel/launch.py).
+        "env": {"EVCXR_TMPDIR": str(build), "EVCXR_CONFIG_DIR": str(config),
+                "LD_LIBRARY_PATH": subprocess.run(
+                    ["rustc", "--print", "target-libdir"], capture_output=True, text=True,
+                    check=True).stdout.strip()}}))
     return spec.parent
 
 
