@@ -94,6 +94,20 @@ def test_check_names_a_locale_that_ansible_refuses():
                      result.stdout), result.stdout
 
 
+def test_check_names_a_rustc_that_does_not_run(tmp_path):
+    """rustup's proxies are on the PATH but no toolchain is chosen: say so, not "Rust 0"."""
+    path = path_without(tmp_path / "bin", "rustc", "cargo")
+    for tool in ("rustc", "cargo"):
+        fake = tmp_path / "bin" / tool
+        fake.write_text("#!/bin/sh\necho 'error: rustup could not choose a version' >&2\nexit 1\n")
+        fake.chmod(0o755)
+    result = course("check", env=dict(os.environ, PATH=path))
+    assert result.returncode == 1, result.stdout + result.stderr
+    assert re.search(r"missing\s+Rust: rustc is on the PATH but does not run \(error: rustup "
+                     r"could not choose a version\)\. With rustup, choose a toolchain: "
+                     r"rustup default stable", result.stdout), result.stdout
+
+
 def test_check_passes_where_the_course_has_what_it_needs():
     result = course("check")
     if result.returncode != 0:
@@ -127,7 +141,7 @@ def test_a_plain_user_is_told_at_the_start_what_is_missing_and_nothing_is_built(
         os.chown(home, NOBODY, NOBODY)
         if course("help", user=user).returncode != 0:
             pytest.skip(f"the user nobody cannot run {COURSE}")
-    env = dict(os.environ, HOME=str(home), PARCOURS_HOME=str(home / "parcours"),
+    env = dict(os.environ, PARCOURS_HOME=str(home / "parcours"),
                PATH=path_without(tmp_path / "bin", "cc"))
     result = course("setup", env=env, user=user)
     assert result.returncode == 1, result.stdout + result.stderr
