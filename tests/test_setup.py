@@ -130,26 +130,25 @@ def shared_tmp():
 def test_a_plain_user_is_told_at_the_start_what_is_missing_and_nothing_is_built(shared_tmp):
     """Without a C toolchain the set-up stops before building anything, and says what to
     install with sudo. As root, the set-up runs as the user `nobody` for this."""
-    tmp_path = shared_tmp
-    home = tmp_path / "home"
-    home.mkdir()
+    caches = shared_tmp / "caches"
+    caches.mkdir()
     user = None
     if IS_ROOT:
         if not shutil.which("setpriv"):
             pytest.skip("setpriv (util-linux) is needed to run the set-up as a plain user")
         user = NOBODY
-        os.chown(home, NOBODY, NOBODY)
+        os.chown(caches, NOBODY, NOBODY)
         if course("help", user=user).returncode != 0:
             pytest.skip(f"the user nobody cannot run {COURSE}")
-    env = dict(os.environ, PARCOURS_HOME=str(home / "parcours"),
-               PATH=path_without(tmp_path / "bin", "cc"))
+    env = dict(os.environ, PARCOURS_HOME=str(caches / "parcours"),
+               PATH=path_without(shared_tmp / "bin", "cc"))
     result = course("setup", env=env, user=user)
     assert result.returncode == 1, result.stdout + result.stderr
     assert result.stdout.startswith("==> missing from this system:"), result.stdout
     assert re.search(r"missing\s+a C toolchain \(cc\)", result.stdout), result.stdout
     assert re.search(install_line("gcc libc6-dev", root=False), result.stdout), result.stdout
     assert "install what is missing above, then run this again" in result.stderr
-    assert not (home / "parcours").exists(), "the set-up built something before it stopped"
+    assert not (caches / "parcours").exists(), "the set-up built something before it stopped"
 
 
 def free_port():
