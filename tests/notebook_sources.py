@@ -46,7 +46,7 @@ NOTEBOOK_ONLY_METADATA = ("language_info",)
 # Cell metadata that JupyterLab writes for its own display and jupytext keeps out of the text:
 # `to-source` drops it.
 DISPLAY_CELL_METADATA = ("autoscroll", "collapsed", "scrolled", "trusted", "execution", "ExecuteTime")
-COMMAND = "python tests/notebook_sources.py"
+COMMAND = "./course sources"
 SHOWN_DIFFERENCES = 6
 
 

@@ -28,8 +28,8 @@ def test_every_notebook_has_a_source_and_every_source_a_notebook():
 def test_notebook_matches_its_source(path):
     problems = pair_problems(path, source_of(path))
     assert not problems, (
-        "\n".join(problems) + "\nedited the .md? `python tests/notebook_sources.py to-notebook`; "
-        "edited the .ipynb? `python tests/notebook_sources.py to-source`")
+        "\n".join(problems) + "\nedited the .md? `./course sources to-notebook`; "
+        "edited the .ipynb? `./course sources to-source`")
 
 
 @pytest.mark.parametrize("path", SOURCES, ids=[path.name for path in SOURCES])
