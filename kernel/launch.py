@@ -50,6 +50,7 @@ SLOTS = HOME / "kernels" / (
     f"{SUPPORT_CRATE.parent.name}-{hashlib.sha256(str(SUPPORT_CRATE).encode()).hexdigest()[:12]}")
 MAX_SLOTS = 16
 PR_SET_PDEATHSIG = 1
+ORPHAN_POLL_SECONDS = 2
 # The display output that reports a panic to the notebook runner (parcours::notebook).
 PANIC_MIME = "application/vnd.parcours.panic+json"
 
@@ -347,6 +348,23 @@ def serve_message(connection_file, message):
     IPKernelApp.launch_instance(kernel_class=MessageKernel, argv=["-f", connection_file])
 
 
+def stop_when_orphaned(current):
+    """Stops the kernel when the Jupyter server that started it is gone.
+
+    A server killed without cleaning up (SIGKILL, a crash) leaves its kernels running: the
+    launcher is then adopted by another process. Its evcxr dies with it (die_with_parent).
+    """
+    parent = os.getppid()
+    while True:
+        time.sleep(ORPHAN_POLL_SECONDS)
+        if os.getppid() != parent:
+            log(f"the Jupyter server that started this kernel (pid {parent}) is gone: stopping")
+            evcxr = current()
+            if evcxr and evcxr.process.poll() is None:
+                evcxr.process.terminate()
+            os._exit(0)
+
+
 def main():
     if len(sys.argv) != 2:
         sys.exit("usage: launch.py CONNECTION_FILE")
@@ -370,6 +388,7 @@ def main():
 
     for signum in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
         signal.signal(signum, forward)
+    threading.Thread(target=stop_when_orphaned, args=(lambda: current,), daemon=True).start()
 
     started = time.monotonic()
     current = Evcxr(connection_file, slot, config)

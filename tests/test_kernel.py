@@ -4,6 +4,7 @@ import os
 import re
 import signal
 import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -194,6 +195,34 @@ def test_processes_a_notebook_starts_die_with_its_kernel():
     pids = started_pids(kernel)
     kernel.stop()
     assert wait_until_gone(pids) == [], "orphans after the kernel was killed"
+
+
+ORPHANING_CLIENT = """
+import sys, time
+sys.path.insert(0, sys.argv[1])
+from kernels import Kernel
+kernel = Kernel()
+print("LAUNCHER", kernel.manager.provisioner.pid, flush=True)
+time.sleep(600)
+"""
+
+
+def test_a_kernel_stops_when_the_process_that_started_it_is_killed():
+    # As a Jupyter server killed with SIGKILL: it cannot stop its kernels.
+    client = subprocess.Popen([sys.executable, "-c", ORPHANING_CLIENT, str(REPO / "tests")],
+                              stdout=subprocess.PIPE, text=True)
+    try:
+        line = ""
+        while not line.startswith("LAUNCHER "):
+            line = client.stdout.readline()
+            assert line, "the client stopped before its kernel started"
+        launcher = int(line.split()[1])
+        (evcxr,) = children_of(launcher)
+        client.kill()
+        client.wait()
+        assert wait_until_gone([launcher, evcxr], seconds=15) == [], "the kernel outlived its client"
+    finally:
+        client.kill()
 
 
 def test_processes_a_notebook_starts_die_when_the_kernel_restarts():
