@@ -32,7 +32,8 @@
 //! - [`history`] — growth rates fitted to records (the TOP500 over thirty years).
 //! - [`hardware`] — what the machine is made of: processor, caches, SIMD, NUMA, memory, disks.
 //! - [`measure`] — micro-benchmarks: STREAM bandwidth, memory latency, FLOP/s, disks, roofline.
-//! - [`farm`] — the worker that the Ansible lesson deploys to a server farm, and its client.
+//! - [`farm`] — the worker that the Ansible lesson deploys to a server farm, its client, and the
+//!   folder of its own that each run of the lesson deploys into.
 //! - [`laws`] — Amdahl, Gustafson, Karp–Flatt, and speed-ups measured on pools of 1..N threads.
 //!
 //! Module 2 — threads, processes, synchronisation, a first cluster:

@@ -1,4 +1,6 @@
-//! The course's worker: `parcours-worker --config worker.json`. See `parcours::farm`.
+//! The course's worker: `parcours-worker --config worker.json`. The configuration file holds the
+//! token: it is read from that file (mode 600), never from the command line, which every user
+//! of the machine can read. See `parcours::farm`.
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -14,8 +16,8 @@ fn main() -> ExitCode {
     };
     let config = match parcours::farm::WorkerConfig::load(&path) {
         Ok(config) => config,
-        Err(message) => {
-            eprintln!("parcours-worker: {message}");
+        Err(error) => {
+            eprintln!("parcours-worker: {error}");
             return ExitCode::from(2);
         }
     };
