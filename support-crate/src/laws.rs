@@ -91,8 +91,10 @@ pub fn sleepy_workload(items: usize, per_item: Duration, serial: Duration) {
 /// ```
 /// use std::time::Duration;
 /// use parcours::laws::{Scaling, sleepy_workload};
+/// // Sleeps long enough that a loaded machine's scheduling delays (milliseconds) do not hide
+/// // the second thread.
 /// let scaling = Scaling::measure("sleeps", [1, 2], || {
-///     sleepy_workload(8, Duration::from_millis(1), Duration::ZERO)
+///     sleepy_workload(4, Duration::from_millis(20), Duration::ZERO)
 /// });
 /// let speedups = scaling.speedups();
 /// assert_eq!(speedups[0], (1, 1.0));
