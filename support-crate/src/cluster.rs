@@ -7,8 +7,13 @@
 //!   [`MAX_FRAME_BYTES`] each. It listens on loopback unless told otherwise.
 //! - A [`Client`] first proves it knows the shared key by a challenge/response, like Python's
 //!   `authkey` (see [`auth`]); a wrong key is refused with a message that says so.
+//! - **Authenticated, not encrypted.** The handshake proves that both ends know the key; the
+//!   frames after it travel in clear, so anyone on the path can read them, and alter them.
+//!   Hence loopback by default: [`ManagerConfig::allow_remote`] (`--allow-remote`) is for a
+//!   network you trust, or for a manager reached through an SSH tunnel or WireGuard.
 //! - Proxies are typed and blocking: [`QueueProxy<T>`], [`MapProxy<K, V>`], [`CounterProxy`];
-//!   values travel as JSON.
+//!   values travel as JSON. They may be called from async code too (each call then waits on a
+//!   thread of its own); a refusal is a typed [`Refusal`].
 //! - A task taken from a queue is *leased*: it goes back to the queue if its worker does not
 //!   acknowledge it in time or its connection closes, and result maps ignore duplicates, so a
 //!   worker that dies loses no task and counts none twice.
@@ -33,12 +38,11 @@
 //! }
 //! assert_eq!(squares.entries().unwrap(), vec![(1, 1), (2, 4), (3, 9)]);
 //!
-//! let wrong = SharedKey::new("not the key").unwrap();
+//! let wrong = SharedKey::new("not the key at all").unwrap();
 //! let refused = Manager::connect(&manager.address().to_string(), &wrong).unwrap_err();
 //! assert!(refused.to_string().contains("rejected the key"), "{refused}");
 //! ```
 
-use std::fmt;
 use std::sync::OnceLock;
 
 use serde::{Deserialize, Serialize};
@@ -50,49 +54,46 @@ mod manager;
 mod protocol;
 mod worker;
 
-pub use auth::{KEY_ENV, SharedKey, authenticate};
+pub use auth::{KEY_ENV, MIN_KEY_BYTES, SharedKey, authenticate};
 pub use client::{Client, CounterProxy, DEFAULT_LEASE, MapProxy, QueueProxy};
 pub use launch::{ClusterBinaries, LocalCluster, StopReport, spawn_tied};
 pub use manager::{MAX_LEASE, MAX_WAIT, Manager, ManagerConfig};
-pub use protocol::MAX_FRAME_BYTES;
+pub use protocol::{MAX_FRAME_BYTES, Refusal};
 pub use worker::{PrimeCount, PrimeRange, WorkerOptions, WorkerReport, run_worker};
 
 /// What went wrong, with a message that says what to do about it.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
 pub enum ClusterError {
     /// A setting is refused: a short key, a non-loopback address without consent, ...
+    #[error("{0}")]
     Config(String),
     /// No manager answers at the address.
+    #[error("{0}")]
     Unreachable(String),
     /// The manager refused the key.
+    #[error("{0}")]
     Rejected(String),
     /// The other end does not speak this protocol (or this version of it).
+    #[error("{0}")]
     Protocol(String),
     /// The connection broke, or the manager did not answer in time.
+    #[error("{0}")]
     Disconnected(String),
     /// The manager refused an operation: a put on a closed queue, an unknown task, ...
-    Refused(String),
+    #[error("the manager at {address} refused: {refusal}")]
+    Refused {
+        /// The manager's address.
+        address: String,
+        /// Why.
+        refusal: Refusal,
+    },
     /// A value could not be serialised, or was not of the proxy's type.
+    #[error("{0}")]
     Encoding(String),
     /// A child process could not be built, started or stopped.
+    #[error("{0}")]
     Process(String),
 }
-
-impl fmt::Display for ClusterError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let (ClusterError::Config(message)
-        | ClusterError::Unreachable(message)
-        | ClusterError::Rejected(message)
-        | ClusterError::Protocol(message)
-        | ClusterError::Disconnected(message)
-        | ClusterError::Refused(message)
-        | ClusterError::Encoding(message)
-        | ClusterError::Process(message)) = self;
-        f.write_str(message)
-    }
-}
-
-impl std::error::Error for ClusterError {}
 
 /// A task taken from a queue.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -162,5 +163,30 @@ fn runtime() -> &'static tokio::runtime::Runtime {
             .enable_time()
             .build()
             .expect("the cluster's runtime starts")
+    })
+}
+
+/// Runs `future` on the cluster's runtime and waits for it: what makes the proxies blocking.
+///
+/// Tokio panics ("Cannot start a runtime from within a runtime") when a thread that is already
+/// running async code blocks on a runtime, and a student who has just met tokio may well call
+/// a proxy from an `async` block or a task. So inside a runtime the call waits on a thread of
+/// its own. The caller's thread is still blocked meanwhile, as by any blocking call: in async
+/// code, prefer `tokio::task::spawn_blocking` around proxy calls.
+fn block_on<F>(future: F) -> F::Output
+where
+    F: Future + Send,
+    F::Output: Send,
+{
+    if tokio::runtime::Handle::try_current().is_err() {
+        return runtime().block_on(future);
+    }
+    std::thread::scope(|scope| {
+        std::thread::Builder::new()
+            .name("parcours-cluster-call".into())
+            .spawn_scoped(scope, || runtime().block_on(future))
+            .expect("a thread starts for a cluster call")
+            .join()
+            .unwrap_or_else(|panic| std::panic::resume_unwind(panic))
     })
 }

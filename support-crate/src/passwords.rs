@@ -731,13 +731,13 @@ mod tests {
     /// Whether lanes `L`, hashing the first `L::WIDTH` messages side by side, get the
     /// reference crates' digests.
     #[inline(always)]
-    fn lanes_match_references<L: Lanes>(messages: &[Vec<u8>]) -> bool {
+    fn lanes_match_references<L: Lanes>(proof: L::Proof, messages: &[Vec<u8>]) -> bool {
         let messages = &messages[..L::WIDTH];
         let every_lane = u64::MAX >> (64 - L::WIDTH);
         // Word `w` of every row, one per lane.
         let column = |rows: &[Vec<u32>], w: usize| {
             let words: Vec<u32> = rows.iter().map(|row| row[w]).collect();
-            L::load(&words)
+            L::load(proof, &words)
         };
         let mut all_match = true;
         for hash in [FastHash::Md5, FastHash::Sha256] {
@@ -752,13 +752,15 @@ mod tests {
                     Target::Sha256(words) => words.to_vec(),
                 })
                 .collect();
-            let mut words = [L::splat(0); 16];
+            let mut words = [L::splat(proof, 0); 16];
             for (w, lanes) in words.iter_mut().enumerate() {
                 *lanes = column(&blocks, w);
             }
             let state = match hash {
-                FastHash::Md5 => md5::compress(splat_each(&md5::IV), &words).to_vec(),
-                FastHash::Sha256 => sha256::compress(splat_each(&sha256::IV), &words).to_vec(),
+                FastHash::Md5 => md5::compress(splat_each(proof, &md5::IV), &words).to_vec(),
+                FastHash::Sha256 => {
+                    sha256::compress(splat_each(proof, &sha256::IV), &words).to_vec()
+                }
             };
             for (w, lanes) in state.into_iter().enumerate() {
                 all_match &= lanes.equal_lanes(column(&digests, w)) == every_lane;
@@ -767,30 +769,39 @@ mod tests {
         all_match
     }
 
-    /// [`lanes_match_references`] for each x86-64 kernel's lanes.
+    /// [`lanes_match_references`] for each x86-64 kernel's lanes, compiled for their
+    /// instructions as the kernels are.
     #[cfg(target_arch = "x86_64")]
     mod x86 {
         use super::super::lanes::{
             Pair,
-            x86::{Avx2, Avx512, Sse2},
+            x86::{Avx2, Avx512, HasAvx2, HasAvx512, Sse2},
         };
         use super::*;
 
         pub(super) fn sse2(messages: &[Vec<u8>]) -> bool {
-            lanes_match_references::<Sse2>(messages)
-                && lanes_match_references::<Pair<Sse2>>(messages)
+            lanes_match_references::<Sse2>((), messages)
+                && lanes_match_references::<Pair<Sse2>>((), messages)
         }
 
-        #[target_feature(enable = "avx2")]
-        pub(super) fn avx2(messages: &[Vec<u8>]) -> bool {
-            lanes_match_references::<Avx2>(messages)
-                && lanes_match_references::<Pair<Avx2>>(messages)
+        pub(super) fn avx2(proof: HasAvx2, messages: &[Vec<u8>]) -> bool {
+            #[target_feature(enable = "avx2")]
+            fn compiled(proof: HasAvx2, messages: &[Vec<u8>]) -> bool {
+                lanes_match_references::<Avx2>(proof, messages)
+                    && lanes_match_references::<Pair<Avx2>>(proof, messages)
+            }
+            // SAFETY: `proof` shows that the processor has AVX2.
+            unsafe { compiled(proof, messages) }
         }
 
-        #[target_feature(enable = "avx512f")]
-        pub(super) fn avx512(messages: &[Vec<u8>]) -> bool {
-            lanes_match_references::<Avx512>(messages)
-                && lanes_match_references::<Pair<Avx512>>(messages)
+        pub(super) fn avx512(proof: HasAvx512, messages: &[Vec<u8>]) -> bool {
+            #[target_feature(enable = "avx512f")]
+            fn compiled(proof: HasAvx512, messages: &[Vec<u8>]) -> bool {
+                lanes_match_references::<Avx512>(proof, messages)
+                    && lanes_match_references::<Pair<Avx512>>(proof, messages)
+            }
+            // SAFETY: `proof` shows that the processor has AVX-512F.
+            unsafe { compiled(proof, messages) }
         }
     }
 
@@ -802,18 +813,17 @@ mod tests {
             let messages: Vec<Vec<u8>> = (0..32)
                 .map(|i| random.bytes((round * 32 + i) % (MAX_LENGTH + 1)))
                 .collect();
-            assert!(lanes_match_references::<[u32; 1]>(&messages), "scalar");
-            assert!(lanes_match_references::<[u32; 32]>(&messages), "arrays");
+            assert!(lanes_match_references::<[u32; 1]>((), &messages), "scalar");
+            assert!(lanes_match_references::<[u32; 32]>((), &messages), "arrays");
             #[cfg(target_arch = "x86_64")]
             {
+                use super::lanes::x86::{HasAvx2, HasAvx512};
                 assert!(x86::sse2(&messages), "SSE2");
-                if Simd::Avx2.is_available() {
-                    // SAFETY: the processor has AVX2, checked just above.
-                    assert!(unsafe { x86::avx2(&messages) }, "AVX2");
+                if let Some(proof) = HasAvx2::detect() {
+                    assert!(x86::avx2(proof, &messages), "AVX2");
                 }
-                if Simd::Avx512.is_available() {
-                    // SAFETY: the processor has AVX-512F, checked just above.
-                    assert!(unsafe { x86::avx512(&messages) }, "AVX-512");
+                if let Some(proof) = HasAvx512::detect() {
+                    assert!(x86::avx512(proof, &messages), "AVX-512");
                 }
             }
         }

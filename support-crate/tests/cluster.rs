@@ -7,8 +7,8 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use parcours::cluster::{
-    ClusterBinaries, ClusterError, LocalCluster, MAX_FRAME_BYTES, PrimeCount, PrimeRange,
-    SharedKey, WorkerOptions, authenticate,
+    ClusterBinaries, ClusterError, LocalCluster, MAX_FRAME_BYTES, Manager, ManagerConfig,
+    PrimeCount, PrimeRange, Refusal, SharedKey, Taken, WorkerOptions, authenticate,
 };
 
 /// Set in the helper process of `children_die_with_their_parent`.
@@ -57,12 +57,94 @@ fn serves_a_good_client(cluster: &LocalCluster) {
 fn a_wrong_key_is_rejected_with_a_reason_and_the_manager_keeps_serving() {
     let cluster = LocalCluster::start(&binaries()).unwrap();
     for attempt in 0..3 {
-        let wrong = SharedKey::new(format!("not the key {attempt}")).unwrap();
+        let wrong = SharedKey::new(format!("not the cluster's key {attempt}")).unwrap();
         let error = parcours::cluster::Client::connect(cluster.address(), &wrong).unwrap_err();
         assert!(matches!(error, ClusterError::Rejected(_)), "{error:?}");
         assert!(error.to_string().contains("rejected the key"), "{error}");
     }
     serves_a_good_client(&cluster);
+}
+
+#[test]
+fn a_refusal_crosses_the_network_typed() {
+    let cluster = LocalCluster::start(&binaries()).unwrap();
+    let client = cluster.client().unwrap();
+    let error = client.queue::<u64>("nothing here").ack(3).unwrap_err();
+    match &error {
+        ClusterError::Refused {
+            address,
+            refusal: Refusal::UnknownTask { queue, task },
+        } => {
+            assert_eq!(
+                (address.as_str(), queue.as_str(), *task),
+                (cluster.address(), "nothing here", 3)
+            );
+        }
+        other => panic!("expected an unknown task, got {other:?}"),
+    }
+    // No queue was created by the mistake: a get on it still waits for a first task.
+    assert_eq!(
+        client.queue::<u64>("nothing here").stats().unwrap(),
+        Default::default()
+    );
+}
+
+/// A manager in this process, and a client of it, for the tests of async callers.
+fn in_process_manager() -> (Manager, parcours::cluster::Client) {
+    let key = SharedKey::random();
+    let manager = Manager::start(ManagerConfig::new("127.0.0.1:0", key.clone())).unwrap();
+    let client = Manager::connect(&manager.address().to_string(), &key).unwrap();
+    (manager, client)
+}
+
+/// Puts, takes, acknowledges and counts: every kind of blocking call a student would make.
+fn round_trip(client: &parcours::cluster::Client, queue: &str) -> i64 {
+    let tasks = client.queue::<u64>(queue);
+    tasks.put_all(&[20, 22]).unwrap();
+    tasks.close().unwrap();
+    let total = client.counter(queue);
+    while let Taken::Task(task) = tasks.get(Duration::from_secs(5)).unwrap() {
+        total.add(task.value as i64).unwrap();
+        tasks.ack(task.id).unwrap();
+    }
+    assert!(tasks.join(Duration::from_secs(5)).unwrap());
+    total.get().unwrap()
+}
+
+// Tokio panics ("Cannot start a runtime from within a runtime") when async code blocks on a
+// runtime: the proxies must not, whatever runtime their caller runs on.
+
+#[tokio::test(flavor = "current_thread")]
+async fn proxies_work_from_async_code_on_a_one_thread_runtime() {
+    let (manager, client) = in_process_manager();
+    assert_eq!(round_trip(&client, "one thread"), 42);
+    // The manager's own blocking wait, too.
+    client.shutdown_manager().unwrap();
+    manager.wait();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn proxies_work_from_tokio_tasks_and_blocking_threads() {
+    let (_manager, client) = in_process_manager();
+    let in_a_task = client.clone();
+    let from_task = tokio::spawn(async move { round_trip(&in_a_task, "task") });
+    let in_a_blocking_thread = client.clone();
+    let from_blocking =
+        tokio::task::spawn_blocking(move || round_trip(&in_a_blocking_thread, "blocking"));
+    assert_eq!(from_task.await.unwrap(), 42);
+    assert_eq!(from_blocking.await.unwrap(), 42);
+    assert_eq!(round_trip(&client, "block_on"), 42);
+}
+
+#[test]
+fn proxies_work_inside_a_runtime_s_block_on() {
+    let (_manager, client) = in_process_manager();
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_time()
+        .build()
+        .unwrap();
+    let total = runtime.block_on(async { round_trip(&client, "block_on") });
+    assert_eq!(total, 42);
 }
 
 /// A small deterministic generator (xorshift), so that a failure can be replayed.

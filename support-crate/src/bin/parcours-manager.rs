@@ -4,6 +4,10 @@
 //! The key comes from `PARCOURS_CLUSTER_KEY` or a file, never from the command line, where
 //! `ps` would show it to every user. Prints `listening on ADDRESS` once ready, and serves until
 //! a client asks it to stop.
+//!
+//! The key authenticates clients; it does not encrypt their messages, which travel in clear.
+//! `--allow-remote` is for a network you trust: elsewhere, keep the manager on loopback and
+//! reach it through an SSH tunnel (`ssh -L`) or WireGuard.
 
 use std::path::Path;
 use std::process::ExitCode;
@@ -12,7 +16,9 @@ use parcours::cluster::{ClusterError, Manager, ManagerConfig, SharedKey};
 
 const USAGE: &str =
     "usage: parcours-manager [ADDRESS (default 127.0.0.1:0)] [--allow-remote] [--key-file FILE]
-the key is read from PARCOURS_CLUSTER_KEY unless --key-file is given";
+the key is read from PARCOURS_CLUSTER_KEY unless --key-file is given (16 bytes at least)
+--allow-remote: listen beyond loopback; messages are authenticated, NOT encrypted, so only on a
+trusted network, or keep loopback and tunnel (ssh -L, WireGuard)";
 
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();

@@ -10,6 +10,11 @@
 //! Every message has a fixed size (40, 64, then 1 + 32 bytes) and both ends give up after
 //! [`HANDSHAKE_TIMEOUT`]: a stranger can hold a connection for five seconds, never make the
 //! manager allocate. Only then is the socket handed to tarpc.
+//!
+//! This authenticates the two ends; it does not encrypt what follows. The RPC frames travel in
+//! clear on the socket: an eavesdropper reads the tasks and results, and one who can alter
+//! packets can change them. Across a network you do not trust, carry the connection in an SSH
+//! tunnel or WireGuard, or use a transport with TLS.
 
 use std::fmt;
 use std::io::{Read, Write};
@@ -28,13 +33,19 @@ pub const KEY_ENV: &str = "PARCOURS_CLUSTER_KEY";
 
 /// The first bytes a manager sends; the last two digits are the protocol's version, so a
 /// client and a manager built from different versions fail with a clear message.
-pub const MAGIC: &[u8; 8] = b"PCLUST01";
+pub const MAGIC: &[u8; 8] = b"PCLUST02";
 /// The manager's answer to a right key.
 pub const ACCEPTED: u8 = 1;
 /// The manager's answer to a wrong key, just before it closes the connection.
 pub const REJECTED: u8 = 0;
 /// How long either end waits for the other's part of the handshake.
 pub const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// The shortest key [`SharedKey::new`] takes. Anyone who can connect may try keys, and a
+/// recorded handshake lets an eavesdropper test guesses offline, billions a second on a GPU
+/// (Module 3 cracks passwords that way): a short or guessable key falls quickly, so prefer
+/// [`SharedKey::random`].
+pub const MIN_KEY_BYTES: usize = 16;
 
 const NONCE_LEN: usize = 32;
 const MAC_LEN: usize = 32;
@@ -43,13 +54,14 @@ pub(crate) const CHALLENGE_LEN: usize = MAGIC.len() + NONCE_LEN;
 /// What the client answers: its MAC of the manager's nonce, and its own nonce.
 pub(crate) const ANSWER_LEN: usize = MAC_LEN + NONCE_LEN;
 
-/// The secret shared by a manager and its clients. Its `Debug` hides it.
+/// The secret shared by a manager and its clients: [`MIN_KEY_BYTES`] bytes at least. Its
+/// `Debug` hides it.
 ///
 /// ```
 /// use parcours::cluster::SharedKey;
 /// let key = SharedKey::new("correct horse battery").unwrap();
 /// assert_eq!(format!("{key:?}"), "SharedKey(<hidden>)");
-/// assert!(SharedKey::new("short").unwrap_err().to_string().contains("8 bytes"));
+/// assert!(SharedKey::new("short").unwrap_err().to_string().contains("16 bytes"));
 /// ```
 #[derive(Clone, PartialEq, Eq)]
 pub struct SharedKey(Vec<u8>);
@@ -61,15 +73,16 @@ impl fmt::Debug for SharedKey {
 }
 
 impl SharedKey {
-    /// A key from bytes or text; refuses fewer than 8 bytes.
+    /// A key from bytes or text; refuses fewer than [`MIN_KEY_BYTES`] bytes.
     ///
     /// # Errors
     /// [`ClusterError::Config`] for a key too short to resist guessing.
     pub fn new(key: impl AsRef<[u8]>) -> Result<Self, ClusterError> {
         let key = key.as_ref();
-        if key.len() < 8 {
+        if key.len() < MIN_KEY_BYTES {
             return Err(ClusterError::Config(format!(
-                "the cluster key has {} bytes; use 8 bytes at least (SharedKey::random() makes one)",
+                "the cluster key has {} bytes; use {MIN_KEY_BYTES} bytes at least \
+                 (SharedKey::random() makes one of 64)",
                 key.len()
             )));
         }
@@ -242,14 +255,14 @@ mod tests {
 
     #[test]
     fn the_right_answer_passes_and_a_wrong_one_does_not() {
-        let key = SharedKey::new("a shared secret").unwrap();
+        let key = SharedKey::new("a shared secret key").unwrap();
         let (message, nonce) = challenge();
         assert_eq!(&message[..8], MAGIC);
         let mut answer = [0u8; ANSWER_LEN];
         answer[..MAC_LEN].copy_from_slice(&key.proof(b"client", &nonce).finalize().into_bytes());
         assert_eq!(check_answer(&key, &nonce, &answer).unwrap()[0], ACCEPTED);
 
-        let other = SharedKey::new("another secret").unwrap();
+        let other = SharedKey::new("another secret key").unwrap();
         assert!(check_answer(&other, &nonce, &answer).is_none());
         // The manager's own proof, replayed as a client's answer, is refused.
         answer[..MAC_LEN].copy_from_slice(&key.proof(b"manager", &nonce).finalize().into_bytes());
@@ -257,12 +270,31 @@ mod tests {
     }
 
     #[test]
+    fn keys_shorter_than_16_bytes_are_refused_with_the_way_out() {
+        let refused = SharedKey::new("fifteen bytes..").unwrap_err();
+        assert!(matches!(refused, ClusterError::Config(_)), "{refused:?}");
+        let message = refused.to_string();
+        assert!(
+            message.contains("has 15 bytes") && message.contains("16 bytes at least"),
+            "{message}"
+        );
+        assert!(message.contains("SharedKey::random()"), "{message}");
+        assert!(SharedKey::new("sixteen bytes...").is_ok());
+        // The same rule for a key from the environment's text or a file.
+        let path = std::env::temp_dir().join(format!("parcours-short-key-{}", std::process::id()));
+        std::fs::write(&path, "short key\n").unwrap();
+        let from_file = SharedKey::from_file(&path).unwrap_err().to_string();
+        std::fs::remove_file(&path).unwrap();
+        assert!(from_file.contains("16 bytes at least"), "{from_file}");
+    }
+
+    #[test]
     fn key_files_lose_their_final_newline() {
         let path = std::env::temp_dir().join(format!("parcours-key-{}", std::process::id()));
-        std::fs::write(&path, "file secret 123\n").unwrap();
+        std::fs::write(&path, "file secret 12345\n").unwrap();
         assert_eq!(
             SharedKey::from_file(&path).unwrap(),
-            SharedKey::new("file secret 123").unwrap()
+            SharedKey::new("file secret 12345").unwrap()
         );
         std::fs::remove_file(&path).unwrap();
         let missing = SharedKey::from_file(&path).unwrap_err().to_string();

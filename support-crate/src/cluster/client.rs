@@ -1,6 +1,7 @@
 //! The client: one authenticated connection to a manager, and typed proxies to its objects.
 //! Every call blocks (the tarpc client runs on the crate's runtime), so notebook cells need
-//! no `async`.
+//! no `async`; called from async code, a call waits on a thread of its own rather than make
+//! tokio panic (see `block_on` in the module above).
 
 use std::marker::PhantomData;
 use std::net::{TcpStream, ToSocketAddrs};
@@ -13,8 +14,8 @@ use tarpc::client::RpcError;
 use tarpc::context::Context;
 
 use super::auth::{SharedKey, authenticate};
-use super::protocol::{self, ClusterRpcClient, WireTaken};
-use super::{ClusterError, MAX_WAIT, QueueStats, Taken, Task, runtime};
+use super::protocol::{self, ClusterRpcClient, Refusal, WireTaken};
+use super::{ClusterError, MAX_WAIT, QueueStats, Taken, Task, block_on, runtime};
 
 /// How long a call may take beyond the time it asked to wait.
 const CALL_TIMEOUT: Duration = Duration::from_secs(10);
@@ -76,7 +77,8 @@ impl Client {
         &self.address
     }
 
-    /// The task queue called `name` (created on first use), holding values of type `T`.
+    /// The task queue called `name` (created by its first put or close), holding values of
+    /// type `T`.
     pub fn queue<T: Serialize + DeserializeOwned>(&self, name: &str) -> QueueProxy<T> {
         QueueProxy {
             client: self.clone(),
@@ -85,7 +87,7 @@ impl Client {
         }
     }
 
-    /// The result map called `name` (created on first use), from `K` to `V`.
+    /// The result map called `name` (created by its first insert), from `K` to `V`.
     pub fn results<K, V>(&self, name: &str) -> MapProxy<K, V>
     where
         K: Serialize + DeserializeOwned,
@@ -125,16 +127,17 @@ impl Client {
     fn call<R, F, Fut>(&self, wait: Duration, rpc: F) -> Result<R, ClusterError>
     where
         F: FnOnce(ClusterRpcClient, Context) -> Fut,
-        Fut: Future<Output = Result<Result<R, String>, RpcError>>,
+        Fut: Future<Output = Result<Result<R, Refusal>, RpcError>> + Send,
+        R: Send,
     {
         let mut context = tarpc::context::current();
         context.deadline = Instant::now() + wait + CALL_TIMEOUT;
-        match runtime().block_on(rpc(self.rpc.clone(), context)) {
+        match block_on(rpc(self.rpc.clone(), context)) {
             Ok(Ok(answer)) => Ok(answer),
-            Ok(Err(refusal)) => Err(ClusterError::Refused(format!(
-                "the manager at {} refused: {refusal}",
-                self.address
-            ))),
+            Ok(Err(refusal)) => Err(ClusterError::Refused {
+                address: self.address.to_string(),
+                refusal,
+            }),
             Err(RpcError::DeadlineExceeded) => Err(ClusterError::Disconnected(format!(
                 "the manager at {} did not answer within {:?}: is it overloaded or stopped?",
                 self.address,

@@ -15,8 +15,8 @@ use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{Notify, watch};
 
 use super::auth::{self, ANSWER_LEN, HANDSHAKE_TIMEOUT, REJECTED, SharedKey};
-use super::protocol::{self, ClusterRpc, WireEntries, WireTaken};
-use super::{ClusterError, QueueStats, runtime};
+use super::protocol::{self, ClusterRpc, Refusal, WireEntries, WireTaken};
+use super::{ClusterError, QueueStats, block_on, runtime};
 
 /// The longest a `get` may wait on the manager: longer waits are made of several calls.
 pub const MAX_WAIT: Duration = Duration::from_secs(60);
@@ -33,7 +33,9 @@ pub struct ManagerConfig {
     pub bind: String,
     /// The key clients must prove they know.
     pub key: SharedKey,
-    /// Whether `bind` may be an address other than loopback.
+    /// Whether `bind` may be an address other than loopback. The handshake authenticates the
+    /// clients but nothing is encrypted after it: allow it on a network you trust only, or
+    /// reach the manager through an SSH tunnel or WireGuard.
     pub allow_remote: bool,
 }
 
@@ -68,7 +70,8 @@ impl ManagerConfig {
         if !self.allow_remote && addresses.iter().any(|a| !a.ip().is_loopback()) {
             return Err(ClusterError::Config(format!(
                 "{:?} is not a loopback address: a manager reachable from the network must be asked \
-                 for explicitly (allow_remote, or --allow-remote for parcours-manager)",
+                 for explicitly (allow_remote, or --allow-remote for parcours-manager), and only on \
+                 a network you trust: its messages are authenticated, not encrypted",
                 self.bind
             )));
         }
@@ -110,14 +113,7 @@ impl Manager {
         let _context = runtime().enter();
         let listener =
             TcpListener::from_std(listener).map_err(|e| ClusterError::Config(e.to_string()))?;
-        let shared = Arc::new(Shared {
-            objects: Mutex::new(Objects::default()),
-            changed: Notify::new(),
-            stop: watch::channel(false).0,
-            key: config.key,
-            connections: AtomicU64::new(0),
-            refusals: AtomicU64::new(0),
-        });
+        let shared = Arc::new(Shared::new(config.key));
         runtime().spawn(accept_connections(listener, Arc::clone(&shared)));
         Ok(Manager { address, shared })
     }
@@ -130,7 +126,7 @@ impl Manager {
     /// Blocks until the manager is asked to stop.
     pub fn wait(&self) {
         let mut stopped = self.shared.stop.subscribe();
-        runtime().block_on(async move {
+        block_on(async move {
             let _ = stopped.wait_for(|stop| *stop).await;
         });
     }
@@ -169,6 +165,29 @@ struct Shared {
 }
 
 impl Shared {
+    fn new(key: SharedKey) -> Self {
+        Shared {
+            objects: Mutex::new(Objects::default()),
+            changed: Notify::new(),
+            stop: watch::channel(false).0,
+            key,
+            connections: AtomicU64::new(0),
+            refusals: AtomicU64::new(0),
+        }
+    }
+
+    /// Puts the expired leases of `tasks` back in the queue, and wakes every waiting `get` if
+    /// any came back.
+    ///
+    /// Even when the caller is about to take the one task that came back: a waiter that finds
+    /// nothing just waits again, while a missed wake-up leaves a task idle until that waiter's
+    /// own timer fires. Waking for every return is the rule that needs no counting.
+    fn return_expired(&self, tasks: &mut TaskQueue, now: Instant) {
+        if tasks.expire_leases(now) > 0 {
+            self.changed.notify_waiters();
+        }
+    }
+
     fn objects(&self) -> MutexGuard<'_, Objects> {
         // No code path panics while holding the lock; if one ever did, the objects are
         // still consistent enough to keep serving.
@@ -186,7 +205,8 @@ impl Shared {
     }
 }
 
-/// The named objects. Names are created on first use.
+/// The named objects. A name is created by the first operation that writes to it (a put, a
+/// close, an insert, a counter's add); reading or acknowledging never creates one.
 #[derive(Debug, Default)]
 struct Objects {
     queues: HashMap<String, TaskQueue>,
@@ -223,7 +243,8 @@ struct Lease {
 }
 
 impl TaskQueue {
-    /// Puts expired leases back at the front of the queue; returns how many.
+    /// Puts the leases that expire at `now` or before back at the front of the queue; returns
+    /// how many.
     fn expire_leases(&mut self, now: Instant) -> usize {
         self.return_leases(|lease| lease.expires <= now)
     }
@@ -267,13 +288,12 @@ struct ResultMap {
     entries: Vec<(Vec<u8>, Vec<u8>)>,
 }
 
-fn check_name(name: &str) -> Result<(), String> {
+fn check_name(name: &str) -> Result<(), Refusal> {
     if name.is_empty() || name.len() > 200 {
-        return Err(format!(
-            "object names have 1 to 200 bytes; {:?} has {}",
-            name.chars().take(40).collect::<String>(),
-            name.len()
-        ));
+        return Err(Refusal::BadName {
+            name: name.chars().take(40).collect(),
+            length: name.len(),
+        });
     }
     Ok(())
 }
@@ -372,14 +392,17 @@ struct Service {
 }
 
 impl ClusterRpc for Service {
-    async fn put(self, _: Context, queue: String, items: Vec<Vec<u8>>) -> Result<Vec<u64>, String> {
+    async fn put(
+        self,
+        _: Context,
+        queue: String,
+        items: Vec<Vec<u8>>,
+    ) -> Result<Vec<u64>, Refusal> {
         check_name(&queue)?;
         let mut objects = self.shared.objects();
         let tasks = objects.queues.entry(queue.clone()).or_default();
         if tasks.closed {
-            return Err(format!(
-                "the queue {queue:?} is closed: it takes no more tasks (use another name for a new batch)"
-            ));
+            return Err(Refusal::QueueClosed { queue });
         }
         let ids = items
             .into_iter()
@@ -405,7 +428,7 @@ impl ClusterRpc for Service {
         queue: String,
         wait_ms: u64,
         lease_ms: u64,
-    ) -> Result<WireTaken, String> {
+    ) -> Result<WireTaken, Refusal> {
         check_name(&queue)?;
         let lease = Duration::from_millis(lease_ms).clamp(Duration::from_millis(1), MAX_LEASE);
         let give_up = Instant::now() + Duration::from_millis(wait_ms).min(MAX_WAIT);
@@ -416,35 +439,37 @@ impl ClusterRpc for Service {
             let now = Instant::now();
             let next_expiry = {
                 let mut objects = self.shared.objects();
-                let live = objects.live.contains(&self.connection);
-                let tasks = objects.queues.entry(queue.clone()).or_default();
-                if tasks.expire_leases(now) > 1 {
-                    self.shared.changed.notify_waiters();
-                }
-                if !live {
+                // A connection closed while its request waited: no lease for it.
+                if !objects.live.contains(&self.connection) {
                     return Ok(WireTaken::Empty);
                 }
-                if let Some(task) = tasks.pending.pop_front() {
-                    let attempt = task.attempt + 1;
-                    tasks.leased.insert(
-                        task.id,
-                        Lease {
-                            value: task.value.clone(),
+                // No such queue yet: wait for its first task.
+                if let Some(tasks) = objects.queues.get_mut(&queue) {
+                    self.shared.return_expired(tasks, now);
+                    if let Some(task) = tasks.pending.pop_front() {
+                        let attempt = task.attempt + 1;
+                        tasks.leased.insert(
+                            task.id,
+                            Lease {
+                                value: task.value.clone(),
+                                attempt,
+                                connection: self.connection,
+                                expires: now + lease,
+                            },
+                        );
+                        return Ok(WireTaken::Task {
+                            id: task.id,
+                            value: task.value,
                             attempt,
-                            connection: self.connection,
-                            expires: now + lease,
-                        },
-                    );
-                    return Ok(WireTaken::Task {
-                        id: task.id,
-                        value: task.value,
-                        attempt,
-                    });
+                        });
+                    }
+                    if tasks.closed && tasks.leased.is_empty() {
+                        return Ok(WireTaken::Closed);
+                    }
+                    tasks.leased.values().map(|lease| lease.expires).min()
+                } else {
+                    None
                 }
-                if tasks.closed && tasks.leased.is_empty() {
-                    return Ok(WireTaken::Closed);
-                }
-                tasks.leased.values().map(|lease| lease.expires).min()
             };
             if now >= give_up {
                 return Ok(WireTaken::Empty);
@@ -454,12 +479,18 @@ impl ClusterRpc for Service {
         }
     }
 
-    async fn ack(self, _: Context, queue: String, task: u64) -> Result<bool, String> {
+    async fn ack(self, _: Context, queue: String, task: u64) -> Result<bool, Refusal> {
+        check_name(&queue)?;
         let mut objects = self.shared.objects();
-        let tasks = objects.queues.entry(queue.clone()).or_default();
-        if task >= tasks.next_id {
-            return Err(format!("the queue {queue:?} never had a task {task}"));
-        }
+        // `get_mut`, not `entry`: an acknowledgement on a name never used is a mistake to
+        // report, not a queue to create.
+        let Some(tasks) = objects
+            .queues
+            .get_mut(&queue)
+            .filter(|tasks| task < tasks.next_id)
+        else {
+            return Err(Refusal::UnknownTask { queue, task });
+        };
         let first = if tasks.leased.remove(&task).is_some() {
             true
         } else if let Some(position) = tasks.pending.iter().position(|p| p.id == task) {
@@ -477,7 +508,7 @@ impl ClusterRpc for Service {
         Ok(first)
     }
 
-    async fn close(self, _: Context, queue: String) -> Result<(), String> {
+    async fn close(self, _: Context, queue: String) -> Result<(), Refusal> {
         check_name(&queue)?;
         self.shared
             .objects()
@@ -489,12 +520,16 @@ impl ClusterRpc for Service {
         Ok(())
     }
 
-    async fn queue_stats(self, _: Context, queue: String) -> Result<QueueStats, String> {
+    async fn queue_stats(self, _: Context, queue: String) -> Result<QueueStats, Refusal> {
         check_name(&queue)?;
         let mut objects = self.shared.objects();
-        let tasks = objects.queues.entry(queue).or_default();
-        tasks.expire_leases(Instant::now());
-        Ok(tasks.stats())
+        Ok(match objects.queues.get_mut(&queue) {
+            Some(tasks) => {
+                self.shared.return_expired(tasks, Instant::now());
+                tasks.stats()
+            }
+            None => QueueStats::default(),
+        })
     }
 
     async fn wait_done(
@@ -502,7 +537,7 @@ impl ClusterRpc for Service {
         _: Context,
         queue: String,
         wait_ms: u64,
-    ) -> Result<QueueStats, String> {
+    ) -> Result<QueueStats, Refusal> {
         check_name(&queue)?;
         let give_up = Instant::now() + Duration::from_millis(wait_ms).min(MAX_WAIT);
         loop {
@@ -511,10 +546,14 @@ impl ClusterRpc for Service {
             let now = Instant::now();
             let (stats, next_expiry) = {
                 let mut objects = self.shared.objects();
-                let tasks = objects.queues.entry(queue.clone()).or_default();
-                tasks.expire_leases(now);
-                let next_expiry = tasks.leased.values().map(|lease| lease.expires).min();
-                (tasks.stats(), next_expiry)
+                match objects.queues.get_mut(&queue) {
+                    Some(tasks) => {
+                        self.shared.return_expired(tasks, now);
+                        let next_expiry = tasks.leased.values().map(|lease| lease.expires).min();
+                        (tasks.stats(), next_expiry)
+                    }
+                    None => (QueueStats::default(), None),
+                }
             };
             if stats.is_done() || now >= give_up {
                 return Ok(stats);
@@ -530,7 +569,7 @@ impl ClusterRpc for Service {
         map: String,
         key: Vec<u8>,
         value: Vec<u8>,
-    ) -> Result<bool, String> {
+    ) -> Result<bool, Refusal> {
         check_name(&map)?;
         let mut objects = self.shared.objects();
         let map = objects.maps.entry(map).or_default();
@@ -547,7 +586,7 @@ impl ClusterRpc for Service {
         _: Context,
         map: String,
         key: Vec<u8>,
-    ) -> Result<Option<Vec<u8>>, String> {
+    ) -> Result<Option<Vec<u8>>, Refusal> {
         check_name(&map)?;
         let objects = self.shared.objects();
         Ok(objects
@@ -556,7 +595,7 @@ impl ClusterRpc for Service {
             .and_then(|map| map.index.get(&key).map(|&i| map.entries[i].1.clone())))
     }
 
-    async fn map_len(self, _: Context, map: String) -> Result<u64, String> {
+    async fn map_len(self, _: Context, map: String) -> Result<u64, Refusal> {
         check_name(&map)?;
         Ok(self
             .shared
@@ -566,7 +605,7 @@ impl ClusterRpc for Service {
             .map_or(0, |map| map.entries.len() as u64))
     }
 
-    async fn map_entries(self, _: Context, map: String) -> Result<WireEntries, String> {
+    async fn map_entries(self, _: Context, map: String) -> Result<WireEntries, Refusal> {
         check_name(&map)?;
         Ok(self
             .shared
@@ -576,13 +615,15 @@ impl ClusterRpc for Service {
             .map_or_else(Vec::new, |map| map.entries.clone()))
     }
 
-    async fn counter_add(self, _: Context, counter: String, delta: i64) -> Result<i64, String> {
+    async fn counter_add(self, _: Context, counter: String, delta: i64) -> Result<i64, Refusal> {
         check_name(&counter)?;
         let mut objects = self.shared.objects();
         let value = objects.counters.entry(counter.clone()).or_default();
-        *value = value
-            .checked_add(delta)
-            .ok_or_else(|| format!("the counter {counter:?} would overflow: {value} + {delta}"))?;
+        *value = value.checked_add(delta).ok_or(Refusal::CounterOverflow {
+            counter,
+            value: *value,
+            delta,
+        })?;
         Ok(*value)
     }
 
@@ -598,6 +639,8 @@ impl ClusterRpc for Service {
 
 #[cfg(test)]
 mod tests {
+    use futures::FutureExt;
+
     use super::*;
     use crate::cluster::{Client, Taken};
 
@@ -683,6 +726,102 @@ mod tests {
             .unwrap();
         let mistyped = client.results::<u8, u64>("typed").get(&1).unwrap_err();
         assert!(matches!(mistyped, ClusterError::Encoding(_)), "{mistyped}");
+    }
+
+    #[test]
+    fn an_ack_checks_the_name_and_creates_no_queue() {
+        let (manager, client) = manager_and_client();
+        let nameless = client.queue::<u8>("").ack(0).unwrap_err();
+        assert!(
+            matches!(
+                &nameless,
+                ClusterError::Refused {
+                    refusal: Refusal::BadName { length: 0, .. },
+                    ..
+                }
+            ),
+            "{nameless:?}"
+        );
+        let never_used = client.queue::<u8>("never used");
+        let unknown = never_used.ack(0).unwrap_err();
+        assert!(
+            matches!(
+                &unknown,
+                ClusterError::Refused {
+                    refusal: Refusal::UnknownTask { queue, task: 0 },
+                    ..
+                } if queue == "never used"
+            ),
+            "{unknown:?}"
+        );
+        assert!(
+            unknown
+                .to_string()
+                .contains("acknowledge the id that `get` returned")
+        );
+        // Reading a queue creates nothing either.
+        assert_eq!(never_used.stats().unwrap(), QueueStats::default());
+        assert!(never_used.join(Duration::ZERO).unwrap());
+        assert_eq!(never_used.get(Duration::ZERO).unwrap(), Taken::Empty);
+        assert!(manager.shared.objects().queues.is_empty());
+        // A put does.
+        never_used.put(&1).unwrap();
+        assert!(manager.shared.objects().queues.contains_key("never used"));
+        assert!(never_used.ack(0).unwrap());
+    }
+
+    #[test]
+    fn a_lease_comes_back_at_its_expiry_and_wakes_the_waiting_gets_even_alone() {
+        let shared = Shared::new(SharedKey::random());
+        let mut tasks = TaskQueue {
+            next_id: 1,
+            ..TaskQueue::default()
+        };
+        let expires = Instant::now() + Duration::from_secs(60);
+        let lease = Lease {
+            value: b"7".to_vec(),
+            attempt: 1,
+            connection: 0,
+            expires,
+        };
+        tasks.leased.insert(0, lease);
+        let mut waiting = std::pin::pin!(shared.changed.notified());
+        waiting.as_mut().enable();
+        // A nanosecond before its expiry: still leased, and nobody is woken.
+        shared.return_expired(&mut tasks, expires - Duration::from_nanos(1));
+        assert_eq!((tasks.stats().leased, tasks.stats().pending), (1, 0));
+        assert!(waiting.as_mut().now_or_never().is_none());
+        // At its expiry: back in the queue, and a single returned task wakes the waiters.
+        shared.return_expired(&mut tasks, expires);
+        let stats = tasks.stats();
+        assert_eq!((stats.leased, stats.pending, stats.returned), (0, 1, 1));
+        assert!(
+            waiting.now_or_never().is_some(),
+            "the waiting gets were not woken"
+        );
+    }
+
+    #[test]
+    fn a_counter_refuses_to_overflow_and_keeps_its_value() {
+        let (_manager, client) = manager_and_client();
+        let counter = client.counter("big");
+        counter.add(i64::MAX).unwrap();
+        let refused = counter.add(1).unwrap_err();
+        assert!(
+            matches!(
+                refused,
+                ClusterError::Refused {
+                    refusal: Refusal::CounterOverflow {
+                        value: i64::MAX,
+                        delta: 1,
+                        ..
+                    },
+                    ..
+                }
+            ),
+            "{refused:?}"
+        );
+        assert_eq!(counter.get().unwrap(), i64::MAX);
     }
 
     #[test]

@@ -2,6 +2,8 @@
 //!
 //! Values travel as opaque bytes (JSON made by the typed proxies): the manager stores and hands
 //! back what it is given without knowing its type, like Python's manager with pickles.
+//! Refusals are a typed [`Refusal`]. Changing what travels here changes the protocol: bump the
+//! version in [`MAGIC`](super::auth::MAGIC).
 
 use serde::{Deserialize, Serialize};
 use tarpc::tokio_serde::formats::Bincode;
@@ -29,20 +31,75 @@ pub(crate) enum WireTaken {
 /// A map's entries as they travel: serialised keys and values, in insertion order.
 pub(crate) type WireEntries = Vec<(Vec<u8>, Vec<u8>)>;
 
-// The errors are the manager's messages, shown to the caller as they are.
+/// Why the manager refused an operation. It crosses the network inside the RPC's answer, hence
+/// serde; a client sees it in [`ClusterError::Refused`](super::ClusterError::Refused).
+///
+/// ```
+/// use parcours::cluster::{ClusterError, Manager, ManagerConfig, Refusal, SharedKey};
+/// let key = SharedKey::random();
+/// let manager = Manager::start(ManagerConfig::new("127.0.0.1:0", key.clone())).unwrap();
+/// let client = Manager::connect(&manager.address().to_string(), &key).unwrap();
+/// let tasks = client.queue::<u8>("done");
+/// tasks.close().unwrap();
+/// match tasks.put(&1).unwrap_err() {
+///     ClusterError::Refused { refusal: Refusal::QueueClosed { queue }, .. } => assert_eq!(queue, "done"),
+///     other => panic!("{other}"),
+/// }
+/// ```
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, thiserror::Error)]
+pub enum Refusal {
+    /// An object name that is empty or longer than 200 bytes.
+    #[error("object names have 1 to 200 bytes; {name:?} has {length}: give it a short name")]
+    BadName {
+        /// The name, cut to its first 40 characters.
+        name: String,
+        /// Its length in bytes.
+        length: usize,
+    },
+    /// A put on a closed queue.
+    #[error(
+        "the queue {queue:?} is closed: it takes no more tasks (use another name for a new batch)"
+    )]
+    QueueClosed {
+        /// The queue's name.
+        queue: String,
+    },
+    /// An acknowledgement of a task the queue never had.
+    #[error(
+        "the queue {queue:?} never had a task {task}: acknowledge the id that `get` returned, \
+         on the queue it came from"
+    )]
+    UnknownTask {
+        /// The queue's name.
+        queue: String,
+        /// The id acknowledged.
+        task: u64,
+    },
+    /// An addition that would take a counter beyond the range of `i64`.
+    #[error("the counter {counter:?} would overflow: {value} + {delta}; it is left at {value}")]
+    CounterOverflow {
+        /// The counter's name.
+        counter: String,
+        /// Its value, unchanged.
+        value: i64,
+        /// The addition refused.
+        delta: i64,
+    },
+}
+
 #[tarpc::service]
 pub(crate) trait ClusterRpc {
-    async fn put(queue: String, items: Vec<Vec<u8>>) -> Result<Vec<u64>, String>;
-    async fn take(queue: String, wait_ms: u64, lease_ms: u64) -> Result<WireTaken, String>;
-    async fn ack(queue: String, task: u64) -> Result<bool, String>;
-    async fn close(queue: String) -> Result<(), String>;
-    async fn queue_stats(queue: String) -> Result<QueueStats, String>;
-    async fn wait_done(queue: String, wait_ms: u64) -> Result<QueueStats, String>;
-    async fn map_insert(map: String, key: Vec<u8>, value: Vec<u8>) -> Result<bool, String>;
-    async fn map_get(map: String, key: Vec<u8>) -> Result<Option<Vec<u8>>, String>;
-    async fn map_len(map: String) -> Result<u64, String>;
-    async fn map_entries(map: String) -> Result<WireEntries, String>;
-    async fn counter_add(counter: String, delta: i64) -> Result<i64, String>;
+    async fn put(queue: String, items: Vec<Vec<u8>>) -> Result<Vec<u64>, Refusal>;
+    async fn take(queue: String, wait_ms: u64, lease_ms: u64) -> Result<WireTaken, Refusal>;
+    async fn ack(queue: String, task: u64) -> Result<bool, Refusal>;
+    async fn close(queue: String) -> Result<(), Refusal>;
+    async fn queue_stats(queue: String) -> Result<QueueStats, Refusal>;
+    async fn wait_done(queue: String, wait_ms: u64) -> Result<QueueStats, Refusal>;
+    async fn map_insert(map: String, key: Vec<u8>, value: Vec<u8>) -> Result<bool, Refusal>;
+    async fn map_get(map: String, key: Vec<u8>) -> Result<Option<Vec<u8>>, Refusal>;
+    async fn map_len(map: String) -> Result<u64, Refusal>;
+    async fn map_entries(map: String) -> Result<WireEntries, Refusal>;
+    async fn counter_add(counter: String, delta: i64) -> Result<i64, Refusal>;
     async fn shutdown();
 }
 

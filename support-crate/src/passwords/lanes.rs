@@ -7,17 +7,30 @@
 //! register), `x86::Avx2` (8), `x86::Sse2` (4), `Pair` of one of them (two registers whose
 //! independent chains hide each other's latency), or `[u32; 1]`, plain scalar code. Arrays of
 //! any width also work, as the portable reference the tests compare with.
+//!
+//! Vector lanes run instructions that not every processor has, and running one that the
+//! processor lacks is undefined behaviour. So lanes are made only from a [`Lanes::Proof`]:
+//! a zero-sized value that exists only once the processor was checked (`x86::HasAvx512::detect`
+//! runs `is_x86_feature_detected!`). A value of lanes then proves it too, and every operation on
+//! it is safe. The proofs cost nothing at run time: they have no bytes, and vanish once inlined.
 
 /// A group of 32-bit words processed in lock step.
 pub(crate) trait Lanes: Copy {
+    /// Proof that this processor runs the lanes' instructions, needed to make lanes from
+    /// words. `()` for lanes that need nothing beyond the target's own instructions.
+    type Proof: Copy;
+
     /// How many words.
     const WIDTH: usize;
 
     /// The same word in every lane.
-    fn splat(word: u32) -> Self;
+    fn splat(proof: Self::Proof, word: u32) -> Self;
 
     /// The first `WIDTH` words of `words`.
-    fn load(words: &[u32]) -> Self;
+    fn load(proof: Self::Proof, words: &[u32]) -> Self;
+
+    /// The proof these lanes were made with: to make more, such as constants.
+    fn proof(self) -> Self::Proof;
 
     /// Lane-wise wrapping addition.
     fn add(self, other: Self) -> Self;
@@ -51,17 +64,22 @@ pub(crate) trait Lanes: Copy {
 }
 
 impl<const W: usize> Lanes for [u32; W] {
+    type Proof = ();
+
     const WIDTH: usize = W;
 
     #[inline(always)]
-    fn splat(word: u32) -> Self {
+    fn splat((): (), word: u32) -> Self {
         [word; W]
     }
 
     #[inline(always)]
-    fn load(words: &[u32]) -> Self {
+    fn load((): (), words: &[u32]) -> Self {
         words[..W].try_into().expect("W words")
     }
+
+    #[inline(always)]
+    fn proof(self) {}
 
     #[inline(always)]
     fn add(self, other: Self) -> Self {
@@ -112,10 +130,10 @@ impl<const W: usize> Lanes for [u32; W] {
 /// caller's vector instructions, which then passes each register through memory (that alone
 /// made SHA-256 a third slower).
 #[inline(always)]
-pub(crate) fn splat_each<L: Lanes, const N: usize>(words: &[u32; N]) -> [L; N] {
-    let mut lanes = [L::splat(0); N];
+pub(crate) fn splat_each<L: Lanes, const N: usize>(proof: L::Proof, words: &[u32; N]) -> [L; N] {
+    let mut lanes = [L::splat(proof, 0); N];
     for (lanes, &word) in lanes.iter_mut().zip(words) {
-        *lanes = L::splat(word);
+        *lanes = L::splat(proof, word);
     }
     lanes
 }
@@ -127,16 +145,23 @@ pub(crate) fn splat_each<L: Lanes, const N: usize>(words: &[u32; N]) -> [L; N] {
 pub(crate) struct Pair<L>(L, L);
 
 impl<L: Lanes> Lanes for Pair<L> {
+    type Proof = L::Proof;
+
     const WIDTH: usize = 2 * L::WIDTH;
 
     #[inline(always)]
-    fn splat(word: u32) -> Self {
-        Pair(L::splat(word), L::splat(word))
+    fn splat(proof: L::Proof, word: u32) -> Self {
+        Pair(L::splat(proof, word), L::splat(proof, word))
     }
 
     #[inline(always)]
-    fn load(words: &[u32]) -> Self {
-        Pair(L::load(words), L::load(&words[L::WIDTH..]))
+    fn load(proof: L::Proof, words: &[u32]) -> Self {
+        Pair(L::load(proof, words), L::load(proof, &words[L::WIDTH..]))
+    }
+
+    #[inline(always)]
+    fn proof(self) -> L::Proof {
+        self.0.proof()
     }
 
     #[inline(always)]
@@ -193,21 +218,47 @@ impl<L: Lanes> Lanes for Pair<L> {
 /// LLVM emits the immediate forms (`vprold`, `vpsrld`), and it fuses each tree of logic
 /// operations into one `vpternlogd` where AVX-512 has it.
 ///
-/// `Avx512` and `Avx2` execute AVX-512F and AVX2 instructions in safe methods: values of them
-/// are only made inside the `#[target_feature]` functions of `search`, which run after
-/// `is_x86_feature_detected!` said the processor has the instructions. SSE2 is part of
-/// x86-64: `Sse2` needs no such care.
+/// Soundness rests on this module's privacy: only its code can make an `Avx512` or an `Avx2`
+/// (their fields are private), and it makes them only from a [`HasAvx512`] or a [`HasAvx2`],
+/// which only `detect` makes, after `is_x86_feature_detected!` said the processor has the
+/// instructions. So safe code cannot reach an AVX-512 or AVX2 instruction on a processor
+/// without them. SSE2 is part of x86-64: `Sse2` needs no proof.
 #[cfg(target_arch = "x86_64")]
 pub(crate) mod x86 {
     use std::arch::x86_64::*;
 
     use super::Lanes;
 
-    /// 16 lanes in an AVX-512 register.
+    // Every x86-64 target has SSE2: the reason `Sse2` asks for no proof.
+    const _: () = assert!(cfg!(target_feature = "sse2"));
+
+    /// Proof that this processor runs AVX-512F. Zero-sized; only [`HasAvx512::detect`] makes one.
+    #[derive(Clone, Copy, Debug)]
+    pub(crate) struct HasAvx512(());
+
+    impl HasAvx512 {
+        /// The proof, if this processor has AVX-512F.
+        pub(crate) fn detect() -> Option<Self> {
+            is_x86_feature_detected!("avx512f").then_some(HasAvx512(()))
+        }
+    }
+
+    /// Proof that this processor runs AVX2. Zero-sized; only [`HasAvx2::detect`] makes one.
+    #[derive(Clone, Copy, Debug)]
+    pub(crate) struct HasAvx2(());
+
+    impl HasAvx2 {
+        /// The proof, if this processor has AVX2.
+        pub(crate) fn detect() -> Option<Self> {
+            is_x86_feature_detected!("avx2").then_some(HasAvx2(()))
+        }
+    }
+
+    /// 16 lanes in an AVX-512 register; made from a [`HasAvx512`] only.
     #[derive(Clone, Copy)]
     pub(crate) struct Avx512(__m512i);
 
-    /// 8 lanes in an AVX2 register.
+    /// 8 lanes in an AVX2 register; made from a [`HasAvx2`] only.
     #[derive(Clone, Copy)]
     pub(crate) struct Avx2(__m256i);
 
@@ -215,20 +266,29 @@ pub(crate) mod x86 {
     #[derive(Clone, Copy)]
     pub(crate) struct Sse2(__m128i);
 
-    // SAFETY, for every `unsafe` block below: the processor has AVX-512F (see the module's
-    // documentation), and loads read `WIDTH` words that `words[..WIDTH]` checks are there.
+    // SAFETY, for every `unsafe` block below: the processor has AVX-512F, as the `HasAvx512`
+    // given to `splat` and `load`, or the `Avx512` value made from one, proves; and loads read
+    // `WIDTH` words that `words[..WIDTH]` checks are there.
     impl Lanes for Avx512 {
+        type Proof = HasAvx512;
+
         const WIDTH: usize = 16;
 
         #[inline(always)]
-        fn splat(word: u32) -> Self {
+        fn splat(_: HasAvx512, word: u32) -> Self {
             Avx512(unsafe { _mm512_set1_epi32(word as i32) })
         }
 
         #[inline(always)]
-        fn load(words: &[u32]) -> Self {
+        fn load(_: HasAvx512, words: &[u32]) -> Self {
             let words = &words[..Self::WIDTH];
             Avx512(unsafe { _mm512_loadu_si512(words.as_ptr().cast()) })
+        }
+
+        #[inline(always)]
+        fn proof(self) -> HasAvx512 {
+            // `self` was made from a proof: it may give one back.
+            HasAvx512(())
         }
 
         #[inline(always)]
@@ -253,7 +313,7 @@ pub(crate) mod x86 {
 
         #[inline(always)]
         fn not(self) -> Self {
-            self.xor(Self::splat(!0))
+            self.xor(Self::splat(self.proof(), !0))
         }
 
         #[inline(always)]
@@ -279,20 +339,29 @@ pub(crate) mod x86 {
         }
     }
 
-    // SAFETY, for every `unsafe` block below: the processor has AVX2 (see the module's
-    // documentation), and loads read `WIDTH` words that `words[..WIDTH]` checks are there.
+    // SAFETY, for every `unsafe` block below: the processor has AVX2, as the `HasAvx2` given
+    // to `splat` and `load`, or the `Avx2` value made from one, proves; and loads read `WIDTH`
+    // words that `words[..WIDTH]` checks are there.
     impl Lanes for Avx2 {
+        type Proof = HasAvx2;
+
         const WIDTH: usize = 8;
 
         #[inline(always)]
-        fn splat(word: u32) -> Self {
+        fn splat(_: HasAvx2, word: u32) -> Self {
             Avx2(unsafe { _mm256_set1_epi32(word as i32) })
         }
 
         #[inline(always)]
-        fn load(words: &[u32]) -> Self {
+        fn load(_: HasAvx2, words: &[u32]) -> Self {
             let words = &words[..Self::WIDTH];
             Avx2(unsafe { _mm256_loadu_si256(words.as_ptr().cast()) })
+        }
+
+        #[inline(always)]
+        fn proof(self) -> HasAvx2 {
+            // `self` was made from a proof: it may give one back.
+            HasAvx2(())
         }
 
         #[inline(always)]
@@ -317,7 +386,7 @@ pub(crate) mod x86 {
 
         #[inline(always)]
         fn not(self) -> Self {
-            self.xor(Self::splat(!0))
+            self.xor(Self::splat(self.proof(), !0))
         }
 
         #[inline(always)]
@@ -343,18 +412,23 @@ pub(crate) mod x86 {
     // SAFETY, for every `unsafe` block below: SSE2 is part of x86-64, and loads read `WIDTH`
     // words that `words[..WIDTH]` checks are there.
     impl Lanes for Sse2 {
+        type Proof = ();
+
         const WIDTH: usize = 4;
 
         #[inline(always)]
-        fn splat(word: u32) -> Self {
+        fn splat((): (), word: u32) -> Self {
             Sse2(unsafe { _mm_set1_epi32(word as i32) })
         }
 
         #[inline(always)]
-        fn load(words: &[u32]) -> Self {
+        fn load((): (), words: &[u32]) -> Self {
             let words = &words[..Self::WIDTH];
             Sse2(unsafe { _mm_loadu_si128(words.as_ptr().cast()) })
         }
+
+        #[inline(always)]
+        fn proof(self) {}
 
         #[inline(always)]
         fn add(self, other: Self) -> Self {
@@ -378,7 +452,7 @@ pub(crate) mod x86 {
 
         #[inline(always)]
         fn not(self) -> Self {
-            self.xor(Self::splat(!0))
+            self.xor(Self::splat((), !0))
         }
 
         #[inline(always)]
@@ -399,5 +473,26 @@ pub(crate) mod x86 {
             let equal = unsafe { _mm_cmpeq_epi32(self.0, other.0) };
             unsafe { _mm_movemask_ps(_mm_castsi128_ps(equal)) as u32 as u64 }
         }
+    }
+}
+
+#[cfg(all(test, target_arch = "x86_64"))]
+mod tests {
+    use super::Pair;
+    use super::x86::{Avx2, Avx512, HasAvx2, HasAvx512};
+
+    #[test]
+    fn proofs_exist_only_where_the_processor_has_the_instructions_and_weigh_nothing() {
+        assert_eq!(
+            HasAvx512::detect().is_some(),
+            std::arch::is_x86_feature_detected!("avx512f")
+        );
+        assert_eq!(
+            HasAvx2::detect().is_some(),
+            std::arch::is_x86_feature_detected!("avx2")
+        );
+        assert_eq!(size_of::<HasAvx512>() + size_of::<HasAvx2>(), 0);
+        assert_eq!(size_of::<Pair<Avx512>>(), 2 * 64);
+        assert_eq!(size_of::<Avx2>(), 32);
     }
 }

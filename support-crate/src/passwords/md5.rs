@@ -91,7 +91,8 @@ macro_rules! steps {
 /// The MD5 compression of one 64-byte block, as 16 little-endian words, from `state`.
 #[inline(always)]
 pub(super) fn compress<L: Lanes>(state: [L; 4], words: &[L; 16]) -> [L; 4] {
-    let x = |i: usize| words[WORD[i]].add(L::splat(K[i]));
+    let proof = state[0].proof();
+    let x = |i: usize| words[WORD[i]].add(L::splat(proof, K[i]));
     let mut s = state;
     steps!(s, x; 0 1 2 3 4 5 6 7 8 9 10 11 12 13 14 15
                  16 17 18 19 20 21 22 23 24 25 26 27 28 29 30 31
@@ -130,18 +131,23 @@ fn step_44_target(digest: [u32; 4], words: &[u32; 16]) -> u32 {
 /// `words[1..]`, against `digest`. Returns the first `j` whose block hashes to `digest`.
 /// `table.len()` is a multiple of `L::WIDTH`.
 #[inline(always)]
-pub(super) fn scan<L: Lanes>(words: &[u32; 16], table: &[u32], digest: [u32; 4]) -> Option<usize> {
+pub(super) fn scan<L: Lanes>(
+    proof: L::Proof,
+    words: &[u32; 16],
+    table: &[u32],
+    digest: [u32; 4],
+) -> Option<usize> {
     // Each step's message word plus constant; for word 0, the part all candidates share.
     let shared: [u32; 45] = std::array::from_fn(|i| words[WORD[i]].wrapping_add(K[i]));
-    let wanted = L::splat(step_44_target(digest, words));
-    let iv: [L; 4] = splat_each(&IV);
+    let wanted = L::splat(proof, step_44_target(digest, words));
+    let iv: [L; 4] = splat_each(proof, &IV);
     for (group, first_characters) in table.chunks_exact(L::WIDTH).enumerate() {
-        let first_characters = L::load(first_characters);
+        let first_characters = L::load(proof, first_characters);
         let x = |i: usize| {
             if WORD[i] == 0 {
-                first_characters.add(L::splat(shared[i]))
+                first_characters.add(L::splat(proof, shared[i]))
             } else {
-                L::splat(shared[i])
+                L::splat(proof, shared[i])
             }
         };
         let mut s = iv;

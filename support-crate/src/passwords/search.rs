@@ -13,7 +13,10 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use rayon::prelude::*;
 
 #[cfg(target_arch = "x86_64")]
-use super::lanes::{Pair, x86::Sse2};
+use super::lanes::{
+    Pair,
+    x86::{HasAvx2, HasAvx512, Sse2},
+};
 use super::{Charset, FastHash, Simd};
 use super::{md5, sha256};
 
@@ -85,10 +88,40 @@ fn word(hash: FastHash, bytes: [u8; 4]) -> u32 {
     }
 }
 
+/// A kernel, with the proof that this processor runs it: holding one is what makes calling it
+/// safe.
+#[derive(Clone, Copy, Debug)]
+enum Kernel {
+    #[cfg(target_arch = "x86_64")]
+    Avx512(HasAvx512),
+    #[cfg(target_arch = "x86_64")]
+    Avx2(HasAvx2),
+    #[cfg(target_arch = "x86_64")]
+    Sse2,
+    Scalar,
+}
+
+impl Kernel {
+    /// The kernel of `simd`, if this processor runs it.
+    fn detect(simd: Simd) -> Option<Kernel> {
+        match simd {
+            #[cfg(target_arch = "x86_64")]
+            Simd::Avx512 => HasAvx512::detect().map(Kernel::Avx512),
+            #[cfg(target_arch = "x86_64")]
+            Simd::Avx2 => HasAvx2::detect().map(Kernel::Avx2),
+            #[cfg(target_arch = "x86_64")]
+            Simd::Sse2 => Some(Kernel::Sse2),
+            #[cfg(not(target_arch = "x86_64"))]
+            Simd::Avx512 | Simd::Avx2 | Simd::Sse2 => None,
+            Simd::Scalar => Some(Kernel::Scalar),
+        }
+    }
+}
+
 /// A search of one keyspace for one target, ready to run over any range of its units.
 pub(super) struct Search {
     target: Target,
-    simd: Simd,
+    kernel: Kernel,
     symbols: Vec<u8>,
     length: usize,
     /// How many first characters the table covers.
@@ -110,8 +143,7 @@ impl Search {
     /// If the processor lacks `simd`, `length` is not in 1..=55, or the keyspace has more
     /// than 2⁶⁴ units.
     pub(super) fn new(target: Target, charset: &Charset, length: usize, simd: Simd) -> Self {
-        // What makes the SIMD kernels safe to call: see `scan`.
-        assert!(simd.is_available(), "this processor has no {simd}");
+        let kernel = Kernel::detect(simd).unwrap_or_else(|| panic!("this processor has no {simd}"));
         assert!(
             (1..=MAX_LENGTH).contains(&length),
             "the kernels hash single blocks: 1 to {MAX_LENGTH} characters, not {length}"
@@ -139,7 +171,7 @@ impl Search {
         table.resize(padded, *table.last().expect("a charset has symbols"));
         Search {
             target,
-            simd,
+            kernel,
             symbols,
             length,
             table_characters,
@@ -225,62 +257,124 @@ impl Search {
     /// The table index of the candidate, among those of `words`, that hashes to the target.
     fn scan(&self, words: &[u32; 16]) -> Option<usize> {
         let table = &self.table[..];
-        match (self.simd, self.target) {
+        match (self.kernel, self.target) {
             #[cfg(target_arch = "x86_64")]
-            // SAFETY: the processor has AVX-512F: `new` checked `self.simd` is available.
-            (Simd::Avx512, Target::Md5(d)) => unsafe { avx512::md5_scan(words, table, d) },
+            (Kernel::Avx512(proof), Target::Md5(d)) => avx512::md5_scan(proof, words, table, d),
             #[cfg(target_arch = "x86_64")]
-            // SAFETY: as above.
-            (Simd::Avx512, Target::Sha256(d)) => unsafe { avx512::sha256_scan(words, table, d) },
+            (Kernel::Avx512(proof), Target::Sha256(d)) => {
+                avx512::sha256_scan(proof, words, table, d)
+            }
             #[cfg(target_arch = "x86_64")]
-            // SAFETY: the processor has AVX2: `new` checked `self.simd` is available.
-            (Simd::Avx2, Target::Md5(d)) => unsafe { avx2::md5_scan(words, table, d) },
+            (Kernel::Avx2(proof), Target::Md5(d)) => avx2::md5_scan(proof, words, table, d),
             #[cfg(target_arch = "x86_64")]
-            // SAFETY: as above.
-            (Simd::Avx2, Target::Sha256(d)) => unsafe { avx2::sha256_scan(words, table, d) },
+            (Kernel::Avx2(proof), Target::Sha256(d)) => avx2::sha256_scan(proof, words, table, d),
             #[cfg(target_arch = "x86_64")]
-            (Simd::Sse2, Target::Md5(d)) => md5::scan::<Pair<Sse2>>(words, table, d),
+            (Kernel::Sse2, Target::Md5(d)) => md5::scan::<Pair<Sse2>>((), words, table, d),
             #[cfg(target_arch = "x86_64")]
-            (Simd::Sse2, Target::Sha256(d)) => sha256::scan::<Sse2>(words, table, d),
-            (Simd::Scalar, Target::Md5(d)) => md5::scan::<[u32; 1]>(words, table, d),
-            (Simd::Scalar, Target::Sha256(d)) => sha256::scan::<[u32; 1]>(words, table, d),
-            #[cfg(not(target_arch = "x86_64"))]
-            (Simd::Avx512 | Simd::Avx2 | Simd::Sse2, _) => unreachable!("x86-64 only"),
+            (Kernel::Sse2, Target::Sha256(d)) => sha256::scan::<Sse2>((), words, table, d),
+            (Kernel::Scalar, Target::Md5(d)) => md5::scan::<[u32; 1]>((), words, table, d),
+            (Kernel::Scalar, Target::Sha256(d)) => sha256::scan::<[u32; 1]>((), words, table, d),
         }
     }
 }
 
 /// The kernels compiled for AVX-512: 16 lanes a register.
+///
+/// Each is a safe function taking the proof, around a `#[target_feature]` function: the
+/// attribute makes the compiler use AVX-512 in the hash, inlined there, and calling such a
+/// function is unsafe unless the processor has the feature, which the proof shows.
 #[cfg(target_arch = "x86_64")]
 mod avx512 {
-    use super::super::lanes::{Pair, x86::Avx512};
+    use super::super::lanes::{
+        Pair,
+        x86::{Avx512, HasAvx512},
+    };
     use super::{md5, sha256};
 
-    #[target_feature(enable = "avx512f")]
-    pub(super) fn md5_scan(words: &[u32; 16], table: &[u32], digest: [u32; 4]) -> Option<usize> {
-        md5::scan::<Pair<Avx512>>(words, table, digest)
+    pub(super) fn md5_scan(
+        proof: HasAvx512,
+        words: &[u32; 16],
+        table: &[u32],
+        digest: [u32; 4],
+    ) -> Option<usize> {
+        #[target_feature(enable = "avx512f")]
+        fn compiled(
+            proof: HasAvx512,
+            words: &[u32; 16],
+            table: &[u32],
+            digest: [u32; 4],
+        ) -> Option<usize> {
+            md5::scan::<Pair<Avx512>>(proof, words, table, digest)
+        }
+        // SAFETY: `proof` shows that the processor has AVX-512F.
+        unsafe { compiled(proof, words, table, digest) }
     }
 
-    #[target_feature(enable = "avx512f")]
-    pub(super) fn sha256_scan(words: &[u32; 16], table: &[u32], digest: [u32; 8]) -> Option<usize> {
-        sha256::scan::<Avx512>(words, table, digest)
+    pub(super) fn sha256_scan(
+        proof: HasAvx512,
+        words: &[u32; 16],
+        table: &[u32],
+        digest: [u32; 8],
+    ) -> Option<usize> {
+        #[target_feature(enable = "avx512f")]
+        fn compiled(
+            proof: HasAvx512,
+            words: &[u32; 16],
+            table: &[u32],
+            digest: [u32; 8],
+        ) -> Option<usize> {
+            sha256::scan::<Avx512>(proof, words, table, digest)
+        }
+        // SAFETY: `proof` shows that the processor has AVX-512F.
+        unsafe { compiled(proof, words, table, digest) }
     }
 }
 
-/// The kernels compiled for AVX2: 8 lanes a register.
+/// The kernels compiled for AVX2: 8 lanes a register, wrapped as in [`avx512`].
 #[cfg(target_arch = "x86_64")]
 mod avx2 {
-    use super::super::lanes::{Pair, x86::Avx2};
+    use super::super::lanes::{
+        Pair,
+        x86::{Avx2, HasAvx2},
+    };
     use super::{md5, sha256};
 
-    #[target_feature(enable = "avx2")]
-    pub(super) fn md5_scan(words: &[u32; 16], table: &[u32], digest: [u32; 4]) -> Option<usize> {
-        md5::scan::<Pair<Avx2>>(words, table, digest)
+    pub(super) fn md5_scan(
+        proof: HasAvx2,
+        words: &[u32; 16],
+        table: &[u32],
+        digest: [u32; 4],
+    ) -> Option<usize> {
+        #[target_feature(enable = "avx2")]
+        fn compiled(
+            proof: HasAvx2,
+            words: &[u32; 16],
+            table: &[u32],
+            digest: [u32; 4],
+        ) -> Option<usize> {
+            md5::scan::<Pair<Avx2>>(proof, words, table, digest)
+        }
+        // SAFETY: `proof` shows that the processor has AVX2.
+        unsafe { compiled(proof, words, table, digest) }
     }
 
-    #[target_feature(enable = "avx2")]
-    pub(super) fn sha256_scan(words: &[u32; 16], table: &[u32], digest: [u32; 8]) -> Option<usize> {
-        sha256::scan::<Avx2>(words, table, digest)
+    pub(super) fn sha256_scan(
+        proof: HasAvx2,
+        words: &[u32; 16],
+        table: &[u32],
+        digest: [u32; 8],
+    ) -> Option<usize> {
+        #[target_feature(enable = "avx2")]
+        fn compiled(
+            proof: HasAvx2,
+            words: &[u32; 16],
+            table: &[u32],
+            digest: [u32; 8],
+        ) -> Option<usize> {
+            sha256::scan::<Avx2>(proof, words, table, digest)
+        }
+        // SAFETY: `proof` shows that the processor has AVX2.
+        unsafe { compiled(proof, words, table, digest) }
     }
 }
 

@@ -59,7 +59,7 @@ fn round<L: Lanes, const T: usize>([a, b, c, d, e, f, g, h]: [L; 8], w: &mut [L;
     let t1 = h
         .add(big_sigma1(e))
         .add(choose(e, f, g))
-        .add(L::splat(K[T]))
+        .add(L::splat(a.proof(), K[T]))
         .add(w[T % 16]);
     let t2 = big_sigma0(a).add(a.majority(b, c));
     [t1.add(t2), a, b, c, d.add(t1), e, f, g]
@@ -121,13 +121,18 @@ fn round_56_target(digest: [u32; 8]) -> u32 {
 /// `words[1..]`, against `digest`. Returns the first `j` whose block hashes to `digest`.
 /// `table.len()` is a multiple of `L::WIDTH`.
 #[inline(always)]
-pub(super) fn scan<L: Lanes>(words: &[u32; 16], table: &[u32], digest: [u32; 8]) -> Option<usize> {
-    let wanted = L::splat(round_56_target(digest));
-    let shared: [L; 16] = splat_each(words);
-    let iv: [L; 8] = splat_each(&IV);
+pub(super) fn scan<L: Lanes>(
+    proof: L::Proof,
+    words: &[u32; 16],
+    table: &[u32],
+    digest: [u32; 8],
+) -> Option<usize> {
+    let wanted = L::splat(proof, round_56_target(digest));
+    let shared: [L; 16] = splat_each(proof, words);
+    let iv: [L; 8] = splat_each(proof, &IV);
     for (group, first_characters) in table.chunks_exact(L::WIDTH).enumerate() {
         let mut w = shared;
-        w[0] = w[0].add(L::load(first_characters));
+        w[0] = w[0].add(L::load(proof, first_characters));
         let mut s = iv;
         rounds!(s, w; 0 1 2 3 4 5 6 7 8 9 10 11 12 13 14 15
                       16 17 18 19 20 21 22 23 24 25 26 27 28 29 30 31
