@@ -14,7 +14,7 @@ use rayon::prelude::*;
 
 #[cfg(target_arch = "x86_64")]
 use super::lanes::{Pair, x86::Sse2};
-use super::{Charset, FastHash, Simd};
+use super::{Charset, FastHash, Simd, Work};
 use super::{md5, sha256};
 
 /// The longest password that fits one block: 64 bytes less the `0x80` and the 8-byte length.
@@ -64,7 +64,7 @@ impl Target {
 }
 
 /// The 16 words of the single block that holds `message`, padded as MD5 and SHA-256 pad it.
-pub(super) fn block_words(hash: FastHash, message: &[u8]) -> [u32; 16] {
+pub(crate) fn block_words(hash: FastHash, message: &[u8]) -> [u32; 16] {
     assert!(message.len() <= MAX_LENGTH);
     let mut block = [0u8; 64];
     block[..message.len()].copy_from_slice(message);
@@ -89,6 +89,7 @@ fn word(hash: FastHash, bytes: [u8; 4]) -> u32 {
 pub(super) struct Search {
     target: Target,
     simd: Simd,
+    work: Work,
     symbols: Vec<u8>,
     length: usize,
     /// How many first characters the table covers.
@@ -104,12 +105,18 @@ pub(super) struct Search {
 
 impl Search {
     /// A search for `target` among the passwords of `length` characters from `charset`, with
-    /// the kernels of `simd`.
+    /// the kernels of `simd` doing `work` per candidate.
     ///
     /// # Panics
     /// If the processor lacks `simd`, `length` is not in 1..=55, or the keyspace has more
     /// than 2⁶⁴ units.
-    pub(super) fn new(target: Target, charset: &Charset, length: usize, simd: Simd) -> Self {
+    pub(super) fn new(
+        target: Target,
+        charset: &Charset,
+        length: usize,
+        simd: Simd,
+        work: Work,
+    ) -> Self {
         // What makes the SIMD kernels safe to call: see `scan`.
         assert!(simd.is_available(), "this processor has no {simd}");
         assert!(
@@ -140,6 +147,7 @@ impl Search {
         Search {
             target,
             simd,
+            work,
             symbols,
             length,
             table_characters,
@@ -224,26 +232,28 @@ impl Search {
 
     /// The table index of the candidate, among those of `words`, that hashes to the target.
     fn scan(&self, words: &[u32; 16]) -> Option<usize> {
-        let table = &self.table[..];
+        let (table, work) = (&self.table[..], self.work);
         match (self.simd, self.target) {
             #[cfg(target_arch = "x86_64")]
             // SAFETY: the processor has AVX-512F: `new` checked `self.simd` is available.
-            (Simd::Avx512, Target::Md5(d)) => unsafe { avx512::md5_scan(words, table, d) },
+            (Simd::Avx512, Target::Md5(d)) => unsafe { avx512::md5_scan(words, table, d, work) },
             #[cfg(target_arch = "x86_64")]
             // SAFETY: as above.
-            (Simd::Avx512, Target::Sha256(d)) => unsafe { avx512::sha256_scan(words, table, d) },
+            (Simd::Avx512, Target::Sha256(d)) => unsafe {
+                avx512::sha256_scan(words, table, d, work)
+            },
             #[cfg(target_arch = "x86_64")]
             // SAFETY: the processor has AVX2: `new` checked `self.simd` is available.
-            (Simd::Avx2, Target::Md5(d)) => unsafe { avx2::md5_scan(words, table, d) },
+            (Simd::Avx2, Target::Md5(d)) => unsafe { avx2::md5_scan(words, table, d, work) },
             #[cfg(target_arch = "x86_64")]
             // SAFETY: as above.
-            (Simd::Avx2, Target::Sha256(d)) => unsafe { avx2::sha256_scan(words, table, d) },
+            (Simd::Avx2, Target::Sha256(d)) => unsafe { avx2::sha256_scan(words, table, d, work) },
             #[cfg(target_arch = "x86_64")]
-            (Simd::Sse2, Target::Md5(d)) => md5::scan::<Pair<Sse2>>(words, table, d),
+            (Simd::Sse2, Target::Md5(d)) => md5::scan::<Pair<Sse2>>(words, table, d, work),
             #[cfg(target_arch = "x86_64")]
-            (Simd::Sse2, Target::Sha256(d)) => sha256::scan::<Sse2>(words, table, d),
-            (Simd::Scalar, Target::Md5(d)) => md5::scan::<[u32; 1]>(words, table, d),
-            (Simd::Scalar, Target::Sha256(d)) => sha256::scan::<[u32; 1]>(words, table, d),
+            (Simd::Sse2, Target::Sha256(d)) => sha256::scan::<Sse2>(words, table, d, work),
+            (Simd::Scalar, Target::Md5(d)) => md5::scan::<[u32; 1]>(words, table, d, work),
+            (Simd::Scalar, Target::Sha256(d)) => sha256::scan::<[u32; 1]>(words, table, d, work),
             #[cfg(not(target_arch = "x86_64"))]
             (Simd::Avx512 | Simd::Avx2 | Simd::Sse2, _) => unreachable!("x86-64 only"),
         }
@@ -254,16 +264,26 @@ impl Search {
 #[cfg(target_arch = "x86_64")]
 mod avx512 {
     use super::super::lanes::{Pair, x86::Avx512};
-    use super::{md5, sha256};
+    use super::{Work, md5, sha256};
 
     #[target_feature(enable = "avx512f")]
-    pub(super) fn md5_scan(words: &[u32; 16], table: &[u32], digest: [u32; 4]) -> Option<usize> {
-        md5::scan::<Pair<Avx512>>(words, table, digest)
+    pub(super) fn md5_scan(
+        words: &[u32; 16],
+        table: &[u32],
+        digest: [u32; 4],
+        work: Work,
+    ) -> Option<usize> {
+        md5::scan::<Pair<Avx512>>(words, table, digest, work)
     }
 
     #[target_feature(enable = "avx512f")]
-    pub(super) fn sha256_scan(words: &[u32; 16], table: &[u32], digest: [u32; 8]) -> Option<usize> {
-        sha256::scan::<Avx512>(words, table, digest)
+    pub(super) fn sha256_scan(
+        words: &[u32; 16],
+        table: &[u32],
+        digest: [u32; 8],
+        work: Work,
+    ) -> Option<usize> {
+        sha256::scan::<Avx512>(words, table, digest, work)
     }
 }
 
@@ -271,16 +291,26 @@ mod avx512 {
 #[cfg(target_arch = "x86_64")]
 mod avx2 {
     use super::super::lanes::{Pair, x86::Avx2};
-    use super::{md5, sha256};
+    use super::{Work, md5, sha256};
 
     #[target_feature(enable = "avx2")]
-    pub(super) fn md5_scan(words: &[u32; 16], table: &[u32], digest: [u32; 4]) -> Option<usize> {
-        md5::scan::<Pair<Avx2>>(words, table, digest)
+    pub(super) fn md5_scan(
+        words: &[u32; 16],
+        table: &[u32],
+        digest: [u32; 4],
+        work: Work,
+    ) -> Option<usize> {
+        md5::scan::<Pair<Avx2>>(words, table, digest, work)
     }
 
     #[target_feature(enable = "avx2")]
-    pub(super) fn sha256_scan(words: &[u32; 16], table: &[u32], digest: [u32; 8]) -> Option<usize> {
-        sha256::scan::<Avx2>(words, table, digest)
+    pub(super) fn sha256_scan(
+        words: &[u32; 16],
+        table: &[u32],
+        digest: [u32; 8],
+        work: Work,
+    ) -> Option<usize> {
+        sha256::scan::<Avx2>(words, table, digest, work)
     }
 }
 
