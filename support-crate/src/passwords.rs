@@ -38,6 +38,7 @@ use std::time::{Duration, Instant};
 use rayon::prelude::*;
 
 use crate::display::{Table, format_duration};
+pub(crate) use search::block_words;
 use search::{Search, Target};
 
 /// The crates behind the slow hashes, for cells that want more than the rates.
