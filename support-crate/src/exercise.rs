@@ -169,7 +169,10 @@ mod tests {
         assert!(close(0.001, 0.0, 0.01));
         assert!(!close(f64::NAN, 1.0, 0.5));
         assert!(!close(f64::INFINITY, 1.0, 0.5));
-        assert!(!close(1e300, f64::INFINITY, 0.5), "a finite value is not infinity");
+        assert!(
+            !close(1e300, f64::INFINITY, 0.5),
+            "a finite value is not infinity"
+        );
         assert!(!close(-f64::INFINITY, f64::INFINITY, 0.5));
         assert!(close(f64::INFINITY, f64::INFINITY, 0.0));
         assert!(close(f64::NAN, f64::NAN, 0.0));

@@ -97,9 +97,7 @@ fn report_panic(info: &PanicHookInfo<'_>) {
         "location": info.location().map(|l| format!("{}:{}", l.file(), l.line())),
     });
     // One print, so that the block's lines stay together when other threads print too.
-    let mut block = format!(
-        "EVCXR_BEGIN_CONTENT {PANIC_MIME}\n{report}\nEVCXR_END_CONTENT"
-    );
+    let mut block = format!("EVCXR_BEGIN_CONTENT {PANIC_MIME}\n{report}\nEVCXR_END_CONTENT");
     if std::thread::current().name() == Some("main") {
         block.push_str(&format!(
             "\nEVCXR_BEGIN_CONTENT text/plain\n{line}\nEVCXR_END_CONTENT"

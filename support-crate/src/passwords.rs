@@ -23,7 +23,8 @@
 //! The crackers here ([`crack_md5`], [`crack_sha256`], [`hash_rate`]) are *multi-buffer*: the
 //! hash is written once, over lanes of 32-bit words, and each lane hashes another candidate,
 //! 16 to a register with AVX-512 ([`Simd`]). The lanes, the precomputed block and the
-//! shortcuts that skip the last steps are explained in the source.
+//! shortcuts that skip the last steps are explained in the source; [`Work`] turns the
+//! shortcuts off, to compare with hashers that take none (the course's GPU kernels).
 
 mod lanes;
 mod md5;
@@ -37,6 +38,7 @@ use std::time::{Duration, Instant};
 use rayon::prelude::*;
 
 use crate::display::{Table, format_duration};
+pub(crate) use search::block_words;
 use search::{Search, Target};
 
 /// The crates behind the slow hashes, for cells that want more than the rates.
@@ -591,14 +593,59 @@ pub fn crack(
     charset: &Charset,
     length: usize,
 ) -> Option<String> {
-    let search = Search::new(Target::new(hash, target), charset, length, simd);
+    crack_doing(Work::Shortcuts, hash, simd, target, charset, length)
+}
+
+/// [`crack`], doing `work` per candidate.
+fn crack_doing(
+    work: Work,
+    hash: FastHash,
+    simd: Simd,
+    target: &[u8],
+    charset: &Charset,
+    length: usize,
+) -> Option<String> {
+    let search = Search::new(Target::new(hash, target), charset, length, simd, work);
     let password = search.run(0..search.units())?;
     Some(String::from_utf8(password).expect("charsets are ASCII"))
 }
 
+/// How much of the hash the CPU cracker computes per candidate.
+///
+/// MD5's last 15 steps read no part of the message that changes between the candidates of a
+/// scan, and SHA-256's digest gives away the `a` of round 56: the cracker runs the target
+/// backwards once and stops each candidate early (the source explains both). A GPU kernel
+/// that hashes each candidate in full does more work per candidate: compare it with
+/// [`Work::EveryStep`], not with the shortcuts.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Work {
+    /// What the crackers do: MD5 stops after 45 of its 64 steps, SHA-256 after 57 of its 64
+    /// rounds, and one word is compared (a match is then confirmed with the full hash).
+    Shortcuts,
+    /// Every step of the hash, and every word of the digest compared: what the course's GPU
+    /// kernels do per candidate.
+    EveryStep,
+}
+
+impl fmt::Display for Work {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Work::Shortcuts => "with shortcuts",
+            Work::EveryStep => "every step",
+        })
+    }
+}
+
+/// The keyspace the rates are measured on, the CPU's ([`hash_rate`]) and the GPU's
+/// (`Gpu::hash_rate`): passwords of 8 letters or digits.
+pub(crate) fn rate_keyspace() -> (Charset, usize) {
+    (Charset::alphanumeric(), 8)
+}
+
 /// How many `hash` digests per second the cracker tests with `simd` on all of rayon's
 /// threads, over about `duration`. Every candidate counted was tested (against a digest no
-/// candidate has), and the kernels take the same shortcuts as when cracking.
+/// candidate has, among passwords of 8 letters or digits), and the kernels take the same
+/// shortcuts as when cracking: [`hash_rate_doing`] measures them without.
 ///
 /// Run it inside a one-thread pool for the rate of one core:
 ///
@@ -612,15 +659,25 @@ pub fn crack(
 /// assert!(one_core > 1e6 && scalar > 1e6, "{one_core} {scalar}");
 /// ```
 pub fn hash_rate(hash: FastHash, simd: Simd, duration: Duration) -> f64 {
+    hash_rate_doing(Work::Shortcuts, hash, simd, duration)
+}
+
+/// [`hash_rate`], doing `work` per candidate: [`Work::EveryStep`] for the rate to compare
+/// with a hasher that takes no shortcut, such as the course's GPU kernels.
+///
+/// ```
+/// use std::time::Duration;
+/// use parcours::passwords::*;
+/// let duration = Duration::from_millis(50);
+/// let every_step = hash_rate_doing(Work::EveryStep, FastHash::Sha256, Simd::best(), duration);
+/// assert!(every_step > 1e5, "{every_step}");
+/// ```
+pub fn hash_rate_doing(work: Work, hash: FastHash, simd: Simd, duration: Duration) -> f64 {
     // Eight letters or digits: more candidates than any measurement can try. The target is
     // a digest of zeros, which no candidate is known to hash to.
     let target = vec![0u8; hash.digest_len()];
-    let search = Search::new(
-        Target::new(hash, &target),
-        &Charset::alphanumeric(),
-        8,
-        simd,
-    );
+    let (charset, length) = rate_keyspace();
+    let search = Search::new(Target::new(hash, &target), &charset, length, simd, work);
     let per_unit = search.candidates_per_unit();
     // Calibrate on growing batches, then run one batch sized to last `duration`.
     let mut units = 1;
@@ -843,8 +900,14 @@ mod tests {
                 for hash in [FastHash::Md5, FastHash::Sha256] {
                     let digest = hash.digest(password.as_bytes());
                     for simd in Simd::available() {
-                        let found = crack(hash, simd, &digest, &charset, length);
-                        assert_eq!(found.as_ref(), Some(&password), "{hash} {simd} {charset}");
+                        for work in [Work::Shortcuts, Work::EveryStep] {
+                            let found = crack_doing(work, hash, simd, &digest, &charset, length);
+                            assert_eq!(
+                                found.as_ref(),
+                                Some(&password),
+                                "{hash} {simd} {work} {charset}"
+                            );
+                        }
                     }
                 }
             }
@@ -869,20 +932,61 @@ mod tests {
     }
 
     #[test]
+    fn every_step_finds_candidates_beyond_the_table() {
+        let charset = Charset::custom("abc", "abc");
+        for password in ["cabbac", "abcabcab"] {
+            for hash in [FastHash::Md5, FastHash::Sha256] {
+                let digest = hash.digest(password.as_bytes());
+                let found = crack_doing(
+                    Work::EveryStep,
+                    hash,
+                    Simd::best(),
+                    &digest,
+                    &charset,
+                    password.len(),
+                );
+                assert_eq!(found.as_deref(), Some(password), "{hash}");
+            }
+        }
+    }
+
+    #[test]
     fn absent_passwords_are_not_found() {
         let lower = Charset::lowercase();
         for simd in Simd::available() {
-            assert_eq!(
-                crack(FastHash::Md5, simd, &md5(b"Abc"), &lower, 3),
-                None,
-                "{simd}"
-            );
-            assert_eq!(
-                crack(FastHash::Sha256, simd, &sha256(b"abcd"), &lower, 3),
-                None,
-                "{simd}"
-            );
+            for work in [Work::Shortcuts, Work::EveryStep] {
+                let md5_of_another = md5(b"Abc");
+                let found = crack_doing(work, FastHash::Md5, simd, &md5_of_another, &lower, 3);
+                assert_eq!(found, None, "{simd} {work}");
+                let sha256_of_another = sha256(b"abcd");
+                let found =
+                    crack_doing(work, FastHash::Sha256, simd, &sha256_of_another, &lower, 3);
+                assert_eq!(found, None, "{simd} {work}");
+            }
         }
+    }
+
+    #[test]
+    fn every_step_is_slower_than_the_shortcuts() {
+        // 64 steps against 45 for MD5: about 0.7 of the rate. Each the best of seven runs,
+        // alternated, on one thread: a shared machine slows some runs, rarely all seven.
+        let pool = rayon::ThreadPoolBuilder::new()
+            .num_threads(1)
+            .build()
+            .unwrap();
+        let rate = |work| {
+            let duration = Duration::from_millis(30);
+            pool.install(|| hash_rate_doing(work, FastHash::Md5, Simd::best(), duration))
+        };
+        let (mut shortcuts, mut every_step) = (0.0f64, 0.0f64);
+        for _ in 0..7 {
+            shortcuts = shortcuts.max(rate(Work::Shortcuts));
+            every_step = every_step.max(rate(Work::EveryStep));
+        }
+        assert!(
+            every_step < 0.9 * shortcuts,
+            "every step {every_step:.3e} H/s, shortcuts {shortcuts:.3e} H/s"
+        );
     }
 
     #[test]

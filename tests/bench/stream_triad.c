@@ -1,6 +1,7 @@
 /* The STREAM triad a = b + q*c in C with OpenMP, the baseline for the course's Rust triad.
- * Usage: stream_triad LEN RUNS; prints the best bandwidth in bytes/s, counted as STREAM does
- * (24 bytes per element). Built by tests/bench/module1.py with gcc -O3 -fopenmp. */
+ * Usage: OMP_NUM_THREADS=N stream_triad LEN RUNS; prints the number of threads its parallel
+ * loops ran on and the best bandwidth in bytes/s, counted as STREAM does (24 bytes per
+ * element). Built by tests/bench/module1.py with gcc -O3 -fopenmp. */
 #include <omp.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -23,6 +24,10 @@ int main(int argc, char **argv) {
         b[i] = 2.0;
         c[i] = 0.0;
     }
+    int threads = 0;
+#pragma omp parallel
+#pragma omp single
+    threads = omp_get_num_threads();
     double q = 3.0, best = 1e30;
     for (int r = 0; r < runs; r++) {
         double t = omp_get_wtime();
@@ -31,6 +36,7 @@ int main(int argc, char **argv) {
         t = omp_get_wtime() - t;
         if (t < best) best = t;
     }
+    printf("threads %d\n", threads);
     printf("triad_bytes_per_second %.6e\n", 24.0 * n / best);
     fprintf(stderr, "check %f\n", a[n / 2]); /* keeps the loop alive */
     free(a);

@@ -154,13 +154,17 @@ impl ClusterBinaries {
     }
 }
 
-/// The course's cache directory, as the kernel's launcher defines it.
+/// The course's cache directory, by the rule of `kernel/paths.py` and `course`:
+/// `PARCOURS_HOME`, else `$XDG_CACHE_HOME/parcours`, else `~/.cache/parcours`.
 fn parcours_home() -> PathBuf {
-    if let Some(home) = std::env::var_os("PARCOURS_HOME").filter(|h| !h.is_empty()) {
+    let var = |name| std::env::var_os(name).filter(|value| !value.is_empty());
+    if let Some(home) = var("PARCOURS_HOME") {
         return PathBuf::from(home);
     }
-    let home = std::env::var_os("HOME").map_or_else(std::env::temp_dir, PathBuf::from);
-    home.join(".cache").join("parcours")
+    let cache = var("XDG_CACHE_HOME").map(PathBuf::from).unwrap_or_else(|| {
+        var("HOME").map_or_else(std::env::temp_dir, PathBuf::from).join(".cache")
+    });
+    cache.join("parcours")
 }
 
 type SpawnRequest = (Command, mpsc::Sender<std::io::Result<Child>>);

@@ -1,5 +1,6 @@
 //! MD5 (RFC 1321) on [`Lanes`], and the search kernel that tests a table of candidates.
 
+use super::Work;
 use super::lanes::{Lanes, splat_each};
 
 /// The state before the first block.
@@ -128,10 +129,25 @@ fn step_44_target(digest: [u32; 4], words: &[u32; 16]) -> u32 {
 }
 
 /// Tests the candidates whose word 0 is `words[0] + table[j]`, the other words being
-/// `words[1..]`, against `digest`. Returns the first `j` whose block hashes to `digest`.
-/// `table.len()` is a multiple of `L::WIDTH`.
+/// `words[1..]`, against `digest`, doing `work` per candidate. Returns the first `j` whose
+/// block hashes to `digest`. `table.len()` is a multiple of `L::WIDTH`.
 #[inline(always)]
 pub(super) fn scan<L: Lanes>(
+    proof: L::Proof,
+    words: &[u32; 16],
+    table: &[u32],
+    digest: [u32; 4],
+    work: Work,
+) -> Option<usize> {
+    match work {
+        Work::Shortcuts => scan_with_shortcuts::<L>(proof, words, table, digest),
+        Work::EveryStep => scan_every_step::<L>(proof, words, table, digest),
+    }
+}
+
+/// [`scan`] with the shortcut of [`step_44_target`]: 45 steps per candidate.
+#[inline(always)]
+fn scan_with_shortcuts<L: Lanes>(
     proof: L::Proof,
     words: &[u32; 16],
     table: &[u32],
@@ -161,6 +177,31 @@ pub(super) fn scan<L: Lanes>(
                 return Some(j);
             }
             matches &= matches - 1;
+        }
+    }
+    None
+}
+
+/// [`scan`] without shortcuts, as the GPU kernel hashes: all 64 steps per candidate, and the
+/// four words of its digest compared with `digest`'s.
+#[inline(always)]
+fn scan_every_step<L: Lanes>(
+    proof: L::Proof,
+    words: &[u32; 16],
+    table: &[u32],
+    digest: [u32; 4],
+) -> Option<usize> {
+    let shared: [L; 16] = splat_each(proof, words);
+    let iv: [L; 4] = splat_each(proof, &IV);
+    let wanted: [L; 4] = splat_each(proof, &digest);
+    let every_lane = u64::MAX >> (64 - L::WIDTH);
+    for (group, first_characters) in table.chunks_exact(L::WIDTH).enumerate() {
+        let mut block = shared;
+        block[0] = block[0].add(L::load(proof, first_characters));
+        let state = compress(iv, &block);
+        let matches = (0..4).fold(every_lane, |mask, i| mask & state[i].equal_lanes(wanted[i]));
+        if matches != 0 {
+            return Some(group * L::WIDTH + matches.trailing_zeros() as usize);
         }
     }
     None

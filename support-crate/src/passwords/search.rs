@@ -17,7 +17,7 @@ use super::lanes::{
     Pair,
     x86::{HasAvx2, HasAvx512, Sse2},
 };
-use super::{Charset, FastHash, Simd};
+use super::{Charset, FastHash, Simd, Work};
 use super::{md5, sha256};
 
 /// The longest password that fits one block: 64 bytes less the `0x80` and the 8-byte length.
@@ -67,7 +67,7 @@ impl Target {
 }
 
 /// The 16 words of the single block that holds `message`, padded as MD5 and SHA-256 pad it.
-pub(super) fn block_words(hash: FastHash, message: &[u8]) -> [u32; 16] {
+pub(crate) fn block_words(hash: FastHash, message: &[u8]) -> [u32; 16] {
     assert!(message.len() <= MAX_LENGTH);
     let mut block = [0u8; 64];
     block[..message.len()].copy_from_slice(message);
@@ -122,6 +122,7 @@ impl Kernel {
 pub(super) struct Search {
     target: Target,
     kernel: Kernel,
+    work: Work,
     symbols: Vec<u8>,
     length: usize,
     /// How many first characters the table covers.
@@ -137,12 +138,18 @@ pub(super) struct Search {
 
 impl Search {
     /// A search for `target` among the passwords of `length` characters from `charset`, with
-    /// the kernels of `simd`.
+    /// the kernels of `simd` doing `work` per candidate.
     ///
     /// # Panics
     /// If the processor lacks `simd`, `length` is not in 1..=55, or the keyspace has more
     /// than 2⁶⁴ units.
-    pub(super) fn new(target: Target, charset: &Charset, length: usize, simd: Simd) -> Self {
+    pub(super) fn new(
+        target: Target,
+        charset: &Charset,
+        length: usize,
+        simd: Simd,
+        work: Work,
+    ) -> Self {
         let kernel = Kernel::detect(simd).unwrap_or_else(|| panic!("this processor has no {simd}"));
         assert!(
             (1..=MAX_LENGTH).contains(&length),
@@ -172,6 +179,7 @@ impl Search {
         Search {
             target,
             kernel,
+            work,
             symbols,
             length,
             table_characters,
@@ -256,24 +264,30 @@ impl Search {
 
     /// The table index of the candidate, among those of `words`, that hashes to the target.
     fn scan(&self, words: &[u32; 16]) -> Option<usize> {
-        let table = &self.table[..];
+        let (table, work) = (&self.table[..], self.work);
         match (self.kernel, self.target) {
             #[cfg(target_arch = "x86_64")]
-            (Kernel::Avx512(proof), Target::Md5(d)) => avx512::md5_scan(proof, words, table, d),
-            #[cfg(target_arch = "x86_64")]
-            (Kernel::Avx512(proof), Target::Sha256(d)) => {
-                avx512::sha256_scan(proof, words, table, d)
+            (Kernel::Avx512(proof), Target::Md5(d)) => {
+                avx512::md5_scan(proof, words, table, d, work)
             }
             #[cfg(target_arch = "x86_64")]
-            (Kernel::Avx2(proof), Target::Md5(d)) => avx2::md5_scan(proof, words, table, d),
+            (Kernel::Avx512(proof), Target::Sha256(d)) => {
+                avx512::sha256_scan(proof, words, table, d, work)
+            }
             #[cfg(target_arch = "x86_64")]
-            (Kernel::Avx2(proof), Target::Sha256(d)) => avx2::sha256_scan(proof, words, table, d),
+            (Kernel::Avx2(proof), Target::Md5(d)) => avx2::md5_scan(proof, words, table, d, work),
             #[cfg(target_arch = "x86_64")]
-            (Kernel::Sse2, Target::Md5(d)) => md5::scan::<Pair<Sse2>>((), words, table, d),
+            (Kernel::Avx2(proof), Target::Sha256(d)) => {
+                avx2::sha256_scan(proof, words, table, d, work)
+            }
             #[cfg(target_arch = "x86_64")]
-            (Kernel::Sse2, Target::Sha256(d)) => sha256::scan::<Sse2>((), words, table, d),
-            (Kernel::Scalar, Target::Md5(d)) => md5::scan::<[u32; 1]>((), words, table, d),
-            (Kernel::Scalar, Target::Sha256(d)) => sha256::scan::<[u32; 1]>((), words, table, d),
+            (Kernel::Sse2, Target::Md5(d)) => md5::scan::<Pair<Sse2>>((), words, table, d, work),
+            #[cfg(target_arch = "x86_64")]
+            (Kernel::Sse2, Target::Sha256(d)) => sha256::scan::<Sse2>((), words, table, d, work),
+            (Kernel::Scalar, Target::Md5(d)) => md5::scan::<[u32; 1]>((), words, table, d, work),
+            (Kernel::Scalar, Target::Sha256(d)) => {
+                sha256::scan::<[u32; 1]>((), words, table, d, work)
+            }
         }
     }
 }
@@ -289,13 +303,14 @@ mod avx512 {
         Pair,
         x86::{Avx512, HasAvx512},
     };
-    use super::{md5, sha256};
+    use super::{Work, md5, sha256};
 
     pub(super) fn md5_scan(
         proof: HasAvx512,
         words: &[u32; 16],
         table: &[u32],
         digest: [u32; 4],
+        work: Work,
     ) -> Option<usize> {
         #[target_feature(enable = "avx512f")]
         fn compiled(
@@ -303,11 +318,12 @@ mod avx512 {
             words: &[u32; 16],
             table: &[u32],
             digest: [u32; 4],
+            work: Work,
         ) -> Option<usize> {
-            md5::scan::<Pair<Avx512>>(proof, words, table, digest)
+            md5::scan::<Pair<Avx512>>(proof, words, table, digest, work)
         }
         // SAFETY: `proof` shows that the processor has AVX-512F.
-        unsafe { compiled(proof, words, table, digest) }
+        unsafe { compiled(proof, words, table, digest, work) }
     }
 
     pub(super) fn sha256_scan(
@@ -315,6 +331,7 @@ mod avx512 {
         words: &[u32; 16],
         table: &[u32],
         digest: [u32; 8],
+        work: Work,
     ) -> Option<usize> {
         #[target_feature(enable = "avx512f")]
         fn compiled(
@@ -322,11 +339,12 @@ mod avx512 {
             words: &[u32; 16],
             table: &[u32],
             digest: [u32; 8],
+            work: Work,
         ) -> Option<usize> {
-            sha256::scan::<Avx512>(proof, words, table, digest)
+            sha256::scan::<Avx512>(proof, words, table, digest, work)
         }
         // SAFETY: `proof` shows that the processor has AVX-512F.
-        unsafe { compiled(proof, words, table, digest) }
+        unsafe { compiled(proof, words, table, digest, work) }
     }
 }
 
@@ -337,13 +355,14 @@ mod avx2 {
         Pair,
         x86::{Avx2, HasAvx2},
     };
-    use super::{md5, sha256};
+    use super::{Work, md5, sha256};
 
     pub(super) fn md5_scan(
         proof: HasAvx2,
         words: &[u32; 16],
         table: &[u32],
         digest: [u32; 4],
+        work: Work,
     ) -> Option<usize> {
         #[target_feature(enable = "avx2")]
         fn compiled(
@@ -351,11 +370,12 @@ mod avx2 {
             words: &[u32; 16],
             table: &[u32],
             digest: [u32; 4],
+            work: Work,
         ) -> Option<usize> {
-            md5::scan::<Pair<Avx2>>(proof, words, table, digest)
+            md5::scan::<Pair<Avx2>>(proof, words, table, digest, work)
         }
         // SAFETY: `proof` shows that the processor has AVX2.
-        unsafe { compiled(proof, words, table, digest) }
+        unsafe { compiled(proof, words, table, digest, work) }
     }
 
     pub(super) fn sha256_scan(
@@ -363,6 +383,7 @@ mod avx2 {
         words: &[u32; 16],
         table: &[u32],
         digest: [u32; 8],
+        work: Work,
     ) -> Option<usize> {
         #[target_feature(enable = "avx2")]
         fn compiled(
@@ -370,11 +391,12 @@ mod avx2 {
             words: &[u32; 16],
             table: &[u32],
             digest: [u32; 8],
+            work: Work,
         ) -> Option<usize> {
-            sha256::scan::<Avx2>(proof, words, table, digest)
+            sha256::scan::<Avx2>(proof, words, table, digest, work)
         }
         // SAFETY: `proof` shows that the processor has AVX2.
-        unsafe { compiled(proof, words, table, digest) }
+        unsafe { compiled(proof, words, table, digest, work) }
     }
 }
 
