@@ -73,7 +73,7 @@ const MARKER_SIZE: usize = 23;
 /// The address of a hook the size of the course's, or None (so that a hook of another size
 /// later allocated where the course's was is not taken for it).
 fn identity_of(hook: &(dyn Fn(&PanicHookInfo<'_>) + Send + Sync)) -> Option<usize> {
-    (std::mem::size_of_val(hook) == MARKER_SIZE).then(|| hook as *const _ as *const () as usize)
+    (std::mem::size_of_val(hook) == MARKER_SIZE).then_some(hook as *const _ as *const () as usize)
 }
 
 /// Whether notebooks should use small problem sizes: true when the environment variable
