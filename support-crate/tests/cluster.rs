@@ -4,12 +4,15 @@
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpStream;
 use std::process::{Command, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use parcours::cluster::{
     ClusterBinaries, ClusterError, LocalCluster, MAX_FRAME_BYTES, Manager, ManagerConfig,
     PrimeCount, PrimeRange, Refusal, SharedKey, Taken, WorkerOptions, authenticate,
 };
+
+mod common;
+use common::{alive, wait_until};
 
 /// Set in the helper process of `children_die_with_their_parent`.
 const HELPER_ENV: &str = "PARCOURS_CLUSTER_TEST_HELPER";
@@ -19,30 +22,6 @@ fn binaries() -> ClusterBinaries {
         manager: env!("CARGO_BIN_EXE_parcours-manager").into(),
         worker: env!("CARGO_BIN_EXE_parcours-cluster-worker").into(),
     }
-}
-
-/// Whether `pid` runs: a zombie waiting for a reaper we do not control counts as gone.
-fn alive(pid: u32) -> bool {
-    match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
-        Ok(stat) => {
-            let state = stat
-                .rsplit_once(") ")
-                .and_then(|(_, rest)| rest.chars().next());
-            !matches!(state, Some('Z' | 'X'))
-        }
-        Err(_) => false,
-    }
-}
-
-fn wait_until(timeout: Duration, mut condition: impl FnMut() -> bool) -> bool {
-    let deadline = Instant::now() + timeout;
-    while Instant::now() < deadline {
-        if condition() {
-            return true;
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    condition()
 }
 
 /// A well-behaved client still works: a counter round trip.

@@ -7,38 +7,17 @@ use std::io::{BufRead, BufReader, Write};
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use parcours::farm::{DeployRoot, WorkerConfig, free_ports, query, write_private_file};
+
+mod common;
+use common::{alive, wait_until};
 
 /// Set in the helper process of `the_workers_of_a_killed_run_are_stopped_by_the_next_claim`
 /// to the parent folder of the runs, and the port to use.
 const HELPER_ENV: &str = "PARCOURS_FARM_TEST_HELPER";
 const TOKEN: &str = "farm-runs-token-0123";
-
-/// Whether `pid` runs: a zombie waiting for a reaper we do not control counts as gone.
-fn alive(pid: u32) -> bool {
-    match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
-        Ok(stat) => {
-            let state = stat
-                .rsplit_once(") ")
-                .and_then(|(_, rest)| rest.chars().next());
-            !matches!(state, Some('Z' | 'X'))
-        }
-        Err(_) => false,
-    }
-}
-
-fn wait_until(timeout: Duration, mut condition: impl FnMut() -> bool) -> bool {
-    let deadline = Instant::now() + timeout;
-    while Instant::now() < deadline {
-        if condition() {
-            return true;
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    condition()
-}
 
 /// What the role deploys for one host: the binary, `worker-ctl`, the configuration; then
 /// `worker-ctl start`. Returns the worker's pid and its supervisor's.

@@ -162,7 +162,9 @@ fn parcours_home() -> PathBuf {
         return PathBuf::from(home);
     }
     let cache = var("XDG_CACHE_HOME").map(PathBuf::from).unwrap_or_else(|| {
-        var("HOME").map_or_else(std::env::temp_dir, PathBuf::from).join(".cache")
+        var("HOME")
+            .map_or_else(std::env::temp_dir, PathBuf::from)
+            .join(".cache")
     });
     cache.join("parcours")
 }
