@@ -42,8 +42,10 @@ from paths import REPO, locked_versions, parcours_home
 
 HOME = parcours_home()
 EVCXR = os.environ.get("PARCOURS_EVCXR") or str(HOME / "tools" / "bin" / "evcxr_jupyter")
-SUPPORT_CRATE = Path(os.environ.get("PARCOURS_SUPPORT_CRATE") or REPO / "support-crate")
-# Slots are kept per support-crate folder: cargo names a dylib without a hash
+# The crate every notebook preloads: the course's toolbox. Each module's crate, beside it, is
+# loaded by the module's first cell (docs/architecture.md).
+SUPPORT_CRATE = Path(os.environ.get("PARCOURS_SUPPORT_CRATE") or REPO / "support-crate" / "toolbox")
+# Slots are kept per toolbox folder: cargo names a dylib without a hash
 # (libparcours.so), so two clones of the course building in one folder would overwrite each
 # other's library while each still looks up to date to cargo.
 SLOTS = HOME / "kernels" / (
@@ -66,7 +68,7 @@ def prune_slots_of_deleted_clones():
         if slots == SLOTS or not owner.is_file():
             continue
         crate = owner.read_text()
-        if Path(crate).is_dir():
+        if (Path(crate) / "Cargo.toml").is_file():
             continue
         locks = [open(lock, "w") for lock in slots.glob("slot-*.lock")]
         try:
@@ -142,9 +144,21 @@ def reexported_crates(crate):
     return re.findall(r"^pub use ([a-z][a-z0-9_]*);$", text, re.MULTILINE)
 
 
+def module_crates(crate):
+    """The course modules' crates beside the toolbox: {package name: folder}."""
+    crates = {}
+    for manifest in sorted(Path(crate).parent.glob("*/Cargo.toml")):
+        text = manifest.read_text()
+        found = re.search(r'^name = "(parcours-[a-z0-9-]+)"$', text, re.MULTILINE)
+        if found and '"dylib"' in text and manifest.parent != Path(crate):
+            crates[found[1]] = manifest.parent
+    return crates
+
+
 def find_lock(crate):
-    """The Cargo.lock of the support crate, or of the workspace it belongs to, or None."""
-    for folder in (Path(crate), Path(crate).parent):
+    """The Cargo.lock of the workspace the toolbox belongs to (cargo looks for it upwards, as
+    for the workspace), or None."""
+    for folder in (Path(crate), *Path(crate).parents):
         if (folder / "Cargo.lock").is_file():
             return folder / "Cargo.lock"
     return None
@@ -184,8 +198,8 @@ def pin_versions(slot, crate, package):
     evcxr checks each `:dep` by resolving a one-dependency package in its build folder, which
     rewrites Cargo.lock without the other dependencies' packages; the next full resolution then
     takes the newest versions on crates.io, not the ones `cargo test` built. A second member
-    that depends on the support crate keeps its whole graph in every resolution, so every
-    locked version holds. Profiles are read from a workspace's root only: the root carries
+    that depends on the toolbox and on every module's crate keeps their whole graph in every
+    resolution, so every locked version holds. Profiles are read from a workspace's root only: the root carries
     the one evcxr writes for its cells (evcxr 0.22, `:opt 2`).
     """
     (slot / "Cargo.toml").write_text(
@@ -197,10 +211,17 @@ def pin_versions(slot, crate, package):
     pins = slot / "pins"
     (pins / "src").mkdir(parents=True, exist_ok=True)
     (pins / "src" / "lib.rs").write_text("")
+    # The modules' crates under a target that never matches: cargo still resolves and locks
+    # them (a lock holds every platform's packages), so a module's first cell finds its
+    # versions pinned; rust-analyzer, which evcxr runs on this workspace for the host target
+    # only, does not load them until a cell does (its memory, and the first `let`'s wait).
+    modules = "".join(f"{name} = {{ path = {quoted(folder)} }}\n"
+                      for name, folder in module_crates(crate).items())
     (pins / "Cargo.toml").write_text(
         '[package]\nname = "parcours-kernel-pins"\nversion = "0.0.0"\nedition = "2024"\n'
         "publish = false\n\n[dependencies]\n"
-        f"parcours = {{ path = {quoted(crate)}, package = {quoted(package)} }}\n")
+        f"parcours = {{ path = {quoted(crate)}, package = {quoted(package)} }}\n"
+        + (f"\n[target.'cfg(any())'.dependencies]\n{modules}" if modules else ""))
     lock = find_lock(crate)
     if lock is None:
         return {}
@@ -373,8 +394,9 @@ def main():
     if message:
         serve_message(connection_file, message)
         return
-    slot, _lock = take_slot()
+    # Deleted clones' slots first, so that a new slot is not seeded from one of them.
     prune_slots_of_deleted_clones()
+    slot, _lock = take_slot()
     config = write_config(slot, SUPPORT_CRATE)
     log(f"build slot {slot}")
 

@@ -1,18 +1,24 @@
-"""Start the course kernel once and run a first cell, so later starts find everything built.
+"""Start the course kernel and run a first cell, so later starts find everything built.
 
-The first start on a machine compiles the support crate and its dependencies inside the kernel
-(a few minutes); later starts reuse them and answer in seconds. Exits non-zero, with the
-kernel's message, if the first cell fails.
+The first start on a machine compiles the toolbox and its dependencies inside the kernel (a few
+minutes); later starts reuse them and answer in seconds. Then each set of module crates that a
+notebook's first cell loads (`:dep parcours-gpu = ...`) is loaded once in a kernel of its own,
+so that no student waits for a module's crate to compile. Exits non-zero, with the kernel's
+message, if a first cell fails.
 """
 
+import json
+import re
 import sys
 import threading
 import time
 
 from jupyter_client.manager import start_new_kernel
 
-from paths import KERNEL, use_this_clones_kernel
+from paths import KERNEL, REPO, use_this_clones_kernel
 STARTUP_TIMEOUT = 1800
+CELL_TIMEOUT = 1800
+MODULE_DEP = re.compile(r"^:dep (parcours-[a-z0-9-]+) = .*$", re.MULTILINE)
 
 
 def tick(done, started):
@@ -20,27 +26,53 @@ def tick(done, started):
         print(f"    still compiling, {time.monotonic() - started:.0f} s so far...", flush=True)
 
 
-def main():
-    use_this_clones_kernel()
+def module_configurations():
+    """The distinct sets of module crates that notebooks load in their first code cell, as
+    the cells' `:dep` lines (the same text, so the same build), with the notebooks using each."""
+    configurations = {}
+    for notebook in sorted((REPO / "notebooks").glob("*.ipynb")):
+        cells = json.loads(notebook.read_text())["cells"]
+        first = next((cell for cell in cells if cell["cell_type"] == "code"), None)
+        source = "".join(first["source"]) if first else ""
+        lines = tuple(match[0] for match in MODULE_DEP.finditer(source))
+        if lines:
+            configurations.setdefault(lines, []).append(notebook.stem[:2])
+    return configurations
+
+
+def warm(label, cell):
+    """Starts a kernel, runs `cell`, stops it; exits with the kernel's words if it fails."""
     started = time.monotonic()
     done = threading.Event()
     threading.Thread(target=tick, args=(done, started), daemon=True).start()
     try:
-        manager, client = start_new_kernel(kernel_name=KERNEL, startup_timeout=STARTUP_TIMEOUT)
+        manager, client = start_new_kernel(kernel_name=KERNEL, startup_timeout=STARTUP_TIMEOUT,
+                                           cwd=str(REPO / "notebooks"))
+        outputs = []
+        try:
+            reply = client.execute_interactive(
+                cell, timeout=CELL_TIMEOUT,
+                output_hook=lambda msg: outputs.append(msg["content"].get("text", "")))
+        finally:
+            client.stop_channels()
+            manager.shutdown_kernel(now=True)
     finally:
         done.set()
-    outputs = []
-    try:
-        reply = client.execute_interactive(
-            "parcours::welcome();", timeout=600,
-            output_hook=lambda msg: outputs.append(msg["content"].get("text", "")))
-    finally:
-        client.stop_channels()
-        manager.shutdown_kernel(now=True)
     text = "".join(outputs).strip()
-    print(f"    kernel ready in {time.monotonic() - started:.1f} s: {text.splitlines()[0] if text else ''}")
+    print(f"    {label} ready in {time.monotonic() - started:.1f} s: "
+          f"{text.splitlines()[0] if text else ''}", flush=True)
     if reply["content"]["status"] != "ok" or "panicked" in text:
-        sys.exit(f"the course kernel started, but its first cell failed:\n{text}")
+        sys.exit(f"the course kernel started, but its first cell failed ({label}):\n{text}")
+
+
+def main():
+    use_this_clones_kernel()
+    warm("the kernel", "parcours::welcome();")
+    for lines, notebooks in module_configurations().items():
+        names = ", ".join(MODULE_DEP.match(line)[1] for line in lines)
+        print(f"    building {names} inside the kernel (notebooks {', '.join(notebooks)})...",
+              flush=True)
+        warm(names, "\n".join(lines) + "\nparcours::welcome();")
 
 
 if __name__ == "__main__":

@@ -44,14 +44,17 @@ class Outcome:
 class Kernel:
     """A running course kernel with a client, stopped on exit from a `with` block."""
 
-    def __init__(self, name=KERNEL, spec_dirs=None, stderr=None):
+    def __init__(self, name=KERNEL, spec_dirs=None, stderr=None, cwd=None):
         self.manager = KernelManager(kernel_name=name)
         if spec_dirs:
             specs = KernelSpecManager()
             specs.kernel_dirs = [str(d) for d in spec_dirs]
             self.manager.kernel_spec_manager = specs
         started = time.monotonic()
-        self.manager.start_kernel(**({"stderr": stderr} if stderr else {}))
+        options = {"stderr": stderr} if stderr else {}
+        if cwd:
+            options["cwd"] = str(cwd)  # relative `:dep` paths resolve from there
+        self.manager.start_kernel(**options)
         self.client = self.manager.client()
         self.client.start_channels()
         try:

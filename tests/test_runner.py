@@ -115,7 +115,7 @@ def test_a_chart_shown_as_debug_text_fails(tmp_path):
 
 def test_the_runner_knows_every_displayable_course_type():
     displayable = set()
-    for source in (REPO / "support-crate" / "src").rglob("*.rs"):
+    for source in (REPO / "support-crate").glob("*/src/**/*.rs"):
         owner = None
         for line in source.read_text().splitlines():
             if found := re.match(r"impl(?:<[^>]*>)? (\w+)", line):

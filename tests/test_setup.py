@@ -3,6 +3,7 @@ system tool makes the set-up say (at the start, before anything is built); and `
 serving JupyterLab on 127.0.0.1 behind a token, as root or not, then stopping with nothing left
 running."""
 
+import fcntl
 import json
 import os
 import re
@@ -59,7 +60,7 @@ def install_line(packages, root=IS_ROOT):
 def test_help_lists_every_command():
     result = course("help")
     assert result.returncode == 0, result.stderr
-    for command in ("open", "test", "setup", "check", "bench", "help"):
+    for command in ("open", "test", "setup", "check", "clean", "sources", "bench", "help"):
         assert re.search(rf"^  {command}\b", result.stdout, re.M), f"{command}:\n{result.stdout}"
     unknown = course("frobnicate")
     assert unknown.returncode != 0
@@ -290,3 +291,23 @@ def test_open_serves_jupyterlab_on_loopback_behind_a_token_and_stops_cleanly(tmp
             server.wait()
         for process in processes_started_by(server.pid, servers):
             os.kill(int(process.split(":")[0]), signal.SIGTERM)
+
+
+def test_clean_deletes_the_builds_but_not_while_a_kernel_runs(tmp_path):
+    home = tmp_path / "home"
+    for folder in ("kernels/clone-0123/slot-0/build/target", "target/release", "tools/bin", "venv"):
+        (home / folder).mkdir(parents=True)
+    lock = home / "kernels" / "clone-0123" / "slot-0.lock"
+    lock.touch()
+    env = dict(os.environ, PARCOURS_HOME=str(home))
+    # A running kernel holds its slot's lock (kernel/launch.py): nothing is deleted.
+    with open(lock, "w") as held:
+        fcntl.flock(held, fcntl.LOCK_EX)
+        refused = course("clean", env=env)
+        assert refused.returncode != 0 and "a course kernel is running" in refused.stderr
+        assert (home / "kernels" / "clone-0123" / "slot-0" / "build").is_dir()
+    cleaned = course("clean", env=env)
+    assert cleaned.returncode == 0, cleaned.stderr
+    assert not (home / "kernels").exists() and not (home / "target").exists()
+    assert (home / "tools" / "bin").is_dir() and (home / "venv").is_dir()
+    assert "nothing to clean" in course("clean", env=env).stdout

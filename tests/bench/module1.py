@@ -55,7 +55,7 @@ def main():
     target = Path(os.environ.get("CARGO_TARGET_DIR") or HOME / "target")
     env = dict(os.environ, CARGO_TARGET_DIR=str(target))
     print("building the Rust examples (release) and the C triad (gcc -O3 -fopenmp)...", flush=True)
-    subprocess.run(["cargo", "build", "--release", "-q", "-p", "parcours",
+    subprocess.run(["cargo", "build", "--release", "-q", "-p", "parcours-limits",
                     "--example", "stream_triad", "--example", "speedup"],
                    cwd=REPO, env=env, check=True)
     rust_triad = target / "release" / "examples" / "stream_triad"

@@ -30,7 +30,7 @@ def main():
     target = Path(os.environ.get("CARGO_TARGET_DIR") or HOME / "target")
     env = dict(os.environ, CARGO_TARGET_DIR=str(target))
     print("building the gpu_figures example (release)...", flush=True)
-    subprocess.run(["cargo", "build", "--release", "-q", "-p", "parcours", "--example", "gpu_figures"],
+    subprocess.run(["cargo", "build", "--release", "-q", "-p", "parcours-gpu", "--example", "gpu_figures"],
                    cwd=REPO, env=env, check=True)
     command = [str(target / "release" / "examples" / "gpu_figures")] + (["--small"] if args.small else [])
     run = subprocess.run(command, capture_output=True, text=True)

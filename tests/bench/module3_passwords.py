@@ -115,7 +115,7 @@ def main():
     target = Path(os.environ.get("CARGO_TARGET_DIR") or HOME / "target")
     env = dict(os.environ, CARGO_TARGET_DIR=str(target))
     print("building the Rust example (release)...", flush=True)
-    subprocess.run(["cargo", "build", "--release", "-q", "-p", "parcours", "--example", "hash_rate"],
+    subprocess.run(["cargo", "build", "--release", "-q", "-p", "parcours-gpu", "--example", "hash_rate"],
                    cwd=REPO, env=env, check=True)
     ours_program = target / "release" / "examples" / "hash_rate"
 

@@ -1,0 +1,486 @@
+//! Starting a manager and workers as child processes, and making sure none outlives us.
+//!
+//! Three guards, so that no orphan is left whatever happens to the notebook:
+//! - [`LocalCluster::stop`] ends everything in order: close the queue, let the workers finish,
+//!   stop the manager;
+//! - dropping a [`LocalCluster`] kills and reaps whatever still runs (a cell that panicked, a
+//!   variable overwritten);
+//! - on Linux each child asks the kernel for `SIGKILL` when its parent dies
+//!   (`prctl(PR_SET_PDEATHSIG)`), which covers a kernel restarted or killed. The kernel sends it
+//!   when the *thread* that forked the child ends, not the process, so every child is started
+//!   from one thread that lives as long as the process ([`spawn_tied`]).
+
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::mpsc;
+use std::sync::{Mutex, OnceLock};
+use std::time::{Duration, Instant};
+
+use super::auth::{KEY_ENV, SharedKey};
+use super::{Client, ClusterError, WorkerOptions};
+
+/// The manager's binary name.
+pub const MANAGER_BIN: &str = "parcours-manager";
+/// The worker's binary name.
+pub const WORKER_BIN: &str = "parcours-cluster-worker";
+/// A directory holding both binaries, to skip the search (see [`ClusterBinaries::locate`]).
+pub const BIN_DIR_ENV: &str = "PARCOURS_CLUSTER_BIN";
+/// How long the manager may take to say where it listens.
+const MANAGER_START_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Where the manager and worker executables are.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ClusterBinaries {
+    /// The `parcours-manager` executable.
+    pub manager: PathBuf,
+    /// The `parcours-cluster-worker` executable.
+    pub worker: PathBuf,
+}
+
+impl ClusterBinaries {
+    /// Both binaries in `directory`.
+    ///
+    /// # Errors
+    /// When either is missing, naming it.
+    pub fn in_dir(directory: &Path) -> Result<Self, ClusterError> {
+        let binaries = ClusterBinaries {
+            manager: directory.join(MANAGER_BIN),
+            worker: directory.join(WORKER_BIN),
+        };
+        for path in [&binaries.manager, &binaries.worker] {
+            if !path.is_file() {
+                return Err(ClusterError::Process(format!(
+                    "{} does not exist: build it with `cargo build --release --bins -p parcours-cluster` in the course folder",
+                    path.display()
+                )));
+            }
+        }
+        Ok(binaries)
+    }
+
+    /// Finds the binaries, building them if need be:
+    /// 1. in the directory named by [`BIN_DIR_ENV`], if set;
+    /// 2. beside the running executable or in its parent directory: that is where cargo puts
+    ///    them for this crate's own binaries, tests (`target/<profile>/deps`) and examples;
+    /// 3. otherwise, [`ClusterBinaries::build`]: the case of a notebook, whose kernel compiled
+    ///    this crate as a library only.
+    ///
+    /// # Errors
+    /// When [`BIN_DIR_ENV`] names a directory without them, or the build fails.
+    pub fn locate() -> Result<Self, ClusterError> {
+        if let Some(directory) = std::env::var_os(BIN_DIR_ENV) {
+            return Self::in_dir(Path::new(&directory))
+                .map_err(|e| ClusterError::Process(format!("{BIN_DIR_ENV}: {e}")));
+        }
+        if let Ok(exe) = std::env::current_exe() {
+            let found = exe
+                .ancestors()
+                .skip(1)
+                .take(2)
+                .find_map(|directory| Self::in_dir(directory).ok());
+            if let Some(binaries) = found {
+                return Ok(binaries);
+            }
+        }
+        Self::build()
+    }
+
+    /// Builds both binaries with cargo, in release mode, from this crate's sources (the path
+    /// the crate was compiled from) into `$PARCOURS_HOME/target` (by default
+    /// `~/.cache/parcours/target`, the kernel's cache): the first time takes a few minutes,
+    /// later times a second, as cargo finds them up to date.
+    ///
+    /// # Errors
+    /// When cargo cannot be run or the build fails; the message ends with cargo's last lines.
+    pub fn build() -> Result<Self, ClusterError> {
+        let manifest = Path::new(env!("CARGO_MANIFEST_DIR")).join("Cargo.toml");
+        let target = parcours_home().join("target");
+        let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
+        let mut command = Command::new(&cargo);
+        command
+            // Every binary: the pipe worker of `processes` comes from the same place.
+            .args(["build", "--release", "--bins"])
+            .arg("--manifest-path")
+            .arg(&manifest)
+            .arg("--target-dir")
+            .arg(&target)
+            .stdin(Stdio::null());
+        println!(
+            "building the course's binaries ({MANAGER_BIN}, {WORKER_BIN}, ...) into {} (a few minutes the first time)...",
+            target.display()
+        );
+        let started = Instant::now();
+        let mut cargo_process = command.stderr(Stdio::piped()).spawn().map_err(|e| {
+            ClusterError::Process(format!(
+                "cannot run {}: {e} (is cargo on the PATH?)",
+                Path::new(&cargo).display()
+            ))
+        })?;
+        // Cargo's log, kept for an error message; a progress line now and then meanwhile (a
+        // notebook shows each printed line, so not one per crate).
+        let mut log = Vec::new();
+        let mut last_progress = Instant::now();
+        let stderr = cargo_process.stderr.take().expect("stderr is piped");
+        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+            if last_progress.elapsed() >= Duration::from_secs(20)
+                && let Some(crate_name) = line.trim_start().strip_prefix("Compiling ")
+            {
+                println!(
+                    "cluster: still building ({:.0} s, compiling {crate_name})",
+                    started.elapsed().as_secs_f64()
+                );
+                last_progress = Instant::now();
+            }
+            log.push(line);
+        }
+        let status = cargo_process
+            .wait()
+            .map_err(|e| ClusterError::Process(format!("cargo did not finish: {e}")))?;
+        if !status.success() {
+            let tail = &log[log.len().saturating_sub(15)..];
+            return Err(ClusterError::Process(format!(
+                "building the cluster binaries failed ({status}); run `cargo build --release --bins \
+                 --manifest-path {}` to see why. Its last lines:\n{}",
+                manifest.display(),
+                tail.join("\n")
+            )));
+        }
+        println!(
+            "cluster: binaries ready in {:.1} s",
+            started.elapsed().as_secs_f64()
+        );
+        Self::in_dir(&target.join("release"))
+    }
+}
+
+/// The course's cache directory, by the rule of `kernel/paths.py` and `course`:
+/// `PARCOURS_HOME`, else `$XDG_CACHE_HOME/parcours`, else `~/.cache/parcours`.
+fn parcours_home() -> PathBuf {
+    let var = |name| std::env::var_os(name).filter(|value| !value.is_empty());
+    if let Some(home) = var("PARCOURS_HOME") {
+        return PathBuf::from(home);
+    }
+    let cache = var("XDG_CACHE_HOME").map(PathBuf::from).unwrap_or_else(|| {
+        var("HOME")
+            .map_or_else(std::env::temp_dir, PathBuf::from)
+            .join(".cache")
+    });
+    cache.join("parcours")
+}
+
+type SpawnRequest = (Command, mpsc::Sender<std::io::Result<Child>>);
+
+/// Starts `command` from a thread that lives as long as the process, with (on Linux)
+/// `PR_SET_PDEATHSIG` set to `SIGKILL`: the child dies with this process, however it ends.
+///
+/// # Errors
+/// When the command cannot be started.
+pub fn spawn_tied(mut command: Command) -> std::io::Result<Child> {
+    static LAUNCHER: OnceLock<Mutex<mpsc::Sender<SpawnRequest>>> = OnceLock::new();
+    die_with_parent(&mut command);
+    let launcher = LAUNCHER.get_or_init(|| {
+        let (requests, incoming) = mpsc::channel::<SpawnRequest>();
+        std::thread::Builder::new()
+            .name("parcours-launcher".into())
+            .spawn(move || {
+                for (mut command, reply) in incoming {
+                    let _ = reply.send(command.spawn());
+                }
+            })
+            .expect("the launcher thread starts");
+        Mutex::new(requests)
+    });
+    let (reply, answer) = mpsc::channel();
+    launcher
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .send((command, reply))
+        .map_err(|_| std::io::Error::other("the launcher thread is gone"))?;
+    answer
+        .recv()
+        .map_err(|_| std::io::Error::other("the launcher thread did not answer"))?
+}
+
+#[cfg(target_os = "linux")]
+fn die_with_parent(command: &mut Command) {
+    use std::os::unix::process::CommandExt;
+    let parent = std::process::id() as libc::pid_t;
+    // SAFETY: the closure runs in the child between fork and exec, where only
+    // async-signal-safe calls are allowed: prctl and getppid are, and nothing allocates.
+    unsafe {
+        command.pre_exec(move || {
+            if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL) != 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+            // The parent may have died before the prctl: then nobody would send the signal.
+            if libc::getppid() != parent {
+                return Err(std::io::Error::from_raw_os_error(libc::ESRCH));
+            }
+            Ok(())
+        });
+    }
+}
+
+#[cfg(not(target_os = "linux"))]
+fn die_with_parent(_command: &mut Command) {
+    // No equivalent here: `LocalCluster`'s drop and `stop` are the only guards.
+}
+
+/// A manager and its workers, running as child processes of this one.
+///
+/// ```no_run
+/// use std::time::Duration;
+/// use parcours_cluster::cluster::{ClusterBinaries, LocalCluster, PrimeCount, PrimeRange, WorkerOptions};
+/// let mut cluster = LocalCluster::start(&ClusterBinaries::locate().unwrap()).unwrap();
+/// let client = cluster.client().unwrap();
+/// let options = WorkerOptions::default();
+/// let tasks = client.queue::<PrimeRange>(&options.queue);
+/// tasks.put_all(&PrimeRange::split(1_000_000, 20)).unwrap();
+/// cluster.start_workers(2, &options).unwrap();
+/// assert!(tasks.join(Duration::from_secs(60)).unwrap(), "every task acknowledged");
+/// let results = client.results::<u64, PrimeCount>(&options.results).entries().unwrap();
+/// assert_eq!(results.iter().map(|(_, r)| r.primes).sum::<u64>(), 78_498);
+/// let report = cluster.stop().unwrap();
+/// assert_eq!(report.workers_finished, 2);
+/// ```
+#[derive(Debug)]
+pub struct LocalCluster {
+    binaries: ClusterBinaries,
+    key: SharedKey,
+    address: String,
+    manager: Option<Child>,
+    workers: Vec<Child>,
+    /// The queues the workers read, to close on [`LocalCluster::stop`].
+    queues: Vec<String>,
+}
+
+/// How a [`LocalCluster::stop`] went.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct StopReport {
+    /// Workers that exited on their own, successfully, once their queue was closed.
+    pub workers_finished: usize,
+    /// Workers that failed or had to be killed.
+    pub workers_failed: usize,
+}
+
+impl LocalCluster {
+    /// Starts a manager on a free loopback port with a fresh random key.
+    ///
+    /// # Errors
+    /// When the manager cannot be started or does not say where it listens.
+    pub fn start(binaries: &ClusterBinaries) -> Result<Self, ClusterError> {
+        Self::start_with_key(binaries, SharedKey::random())
+    }
+
+    /// Starts a manager on a free loopback port with the given key.
+    ///
+    /// # Errors
+    /// When the manager cannot be started or does not say where it listens.
+    pub fn start_with_key(
+        binaries: &ClusterBinaries,
+        key: SharedKey,
+    ) -> Result<Self, ClusterError> {
+        let mut command = Command::new(&binaries.manager);
+        command
+            .arg("127.0.0.1:0")
+            .env(KEY_ENV, key_text(&key)?)
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped());
+        let mut manager = spawn_tied(command).map_err(|e| {
+            ClusterError::Process(format!("cannot start {}: {e}", binaries.manager.display()))
+        })?;
+        let stdout = manager.stdout.take().expect("stdout is piped");
+        let (line_sender, line) = mpsc::channel();
+        std::thread::spawn(move || {
+            let mut lines = BufReader::new(stdout).lines();
+            let _ = line_sender.send(lines.next());
+            // Keep reading, so the manager never writes into a closed pipe.
+            lines.for_each(drop);
+        });
+        let address = match line.recv_timeout(MANAGER_START_TIMEOUT) {
+            Ok(Some(Ok(line))) => line.strip_prefix("listening on ").map(str::to_string),
+            _ => None,
+        };
+        let Some(address) = address else {
+            let _ = manager.kill();
+            let status = manager.wait().ok();
+            return Err(ClusterError::Process(format!(
+                "{} did not print \"listening on ADDRESS\" within {MANAGER_START_TIMEOUT:?} \
+                 (it exited with {status:?}; its messages are on the kernel's stderr)",
+                binaries.manager.display()
+            )));
+        };
+        Ok(LocalCluster {
+            binaries: binaries.clone(),
+            key,
+            address,
+            manager: Some(manager),
+            workers: Vec::new(),
+            queues: Vec::new(),
+        })
+    }
+
+    /// The manager's address.
+    pub fn address(&self) -> &str {
+        &self.address
+    }
+
+    /// The key the manager was started with.
+    pub fn key(&self) -> &SharedKey {
+        &self.key
+    }
+
+    /// A new connection to the manager.
+    ///
+    /// # Errors
+    /// See [`Client::connect`].
+    pub fn client(&self) -> Result<Client, ClusterError> {
+        Client::connect(&self.address, &self.key)
+    }
+
+    /// Starts `count` more worker processes with these options.
+    ///
+    /// # Errors
+    /// When a worker cannot be started.
+    pub fn start_workers(
+        &mut self,
+        count: usize,
+        options: &WorkerOptions,
+    ) -> Result<(), ClusterError> {
+        for _ in 0..count {
+            let mut command = Command::new(&self.binaries.worker);
+            command
+                .arg(&self.address)
+                .args(["--queue", &options.queue])
+                .args(["--results", &options.results])
+                .args(["--counter", &options.counter])
+                .args(["--lease-ms", &options.lease.as_millis().to_string()])
+                .args(["--pause-ms", &options.pause.as_millis().to_string()])
+                .args(["--name", &format!("worker-{}", self.workers.len() + 1)])
+                .env(KEY_ENV, key_text(&self.key)?)
+                .stdin(Stdio::null())
+                .stdout(Stdio::null());
+            let worker = spawn_tied(command).map_err(|e| {
+                ClusterError::Process(format!(
+                    "cannot start {}: {e}",
+                    self.binaries.worker.display()
+                ))
+            })?;
+            self.workers.push(worker);
+        }
+        if !self.queues.contains(&options.queue) {
+            self.queues.push(options.queue.clone());
+        }
+        Ok(())
+    }
+
+    /// The manager's process id.
+    pub fn manager_pid(&self) -> Option<u32> {
+        self.manager.as_ref().map(Child::id)
+    }
+
+    /// The process ids of the workers started so far, in order (finished ones included).
+    pub fn worker_pids(&self) -> Vec<u32> {
+        self.workers.iter().map(Child::id).collect()
+    }
+
+    /// Kills worker number `index` (from 0) with `SIGKILL`, as a crash would: to watch its
+    /// leased task go back to the queue.
+    ///
+    /// # Errors
+    /// When there is no such worker.
+    pub fn kill_worker(&mut self, index: usize) -> Result<(), ClusterError> {
+        let count = self.workers.len();
+        let worker = self.workers.get_mut(index).ok_or_else(|| {
+            ClusterError::Process(format!("no worker {index}: {count} were started"))
+        })?;
+        let _ = worker.kill();
+        let _ = worker.wait();
+        Ok(())
+    }
+
+    /// Stops in order: closes the workers' queues, waits for the workers to finish (at most
+    /// `worker_timeout`, then kills them), then asks the manager to stop and waits for it.
+    ///
+    /// # Errors
+    /// When the manager cannot be reached to close the queues (the processes are killed anyway).
+    pub fn stop_within(mut self, worker_timeout: Duration) -> Result<StopReport, ClusterError> {
+        let closing = self.client().and_then(|client| {
+            for queue in &self.queues {
+                client.queue::<serde_json::Value>(queue).close()?;
+            }
+            Ok(client)
+        });
+        let client = match closing {
+            Ok(client) => client,
+            Err(error) => {
+                self.kill_all();
+                return Err(error);
+            }
+        };
+        let deadline = Instant::now() + worker_timeout;
+        let mut report = StopReport::default();
+        for worker in &mut self.workers {
+            let status = loop {
+                match worker.try_wait() {
+                    Ok(Some(status)) => break Some(status),
+                    Ok(None) if Instant::now() < deadline => {
+                        std::thread::sleep(Duration::from_millis(10));
+                    }
+                    _ => break None,
+                }
+            };
+            match status {
+                Some(status) if status.success() => report.workers_finished += 1,
+                Some(_) => report.workers_failed += 1,
+                None => {
+                    let _ = worker.kill();
+                    let _ = worker.wait();
+                    report.workers_failed += 1;
+                }
+            }
+        }
+        self.workers.clear();
+        let _ = client.shutdown_manager();
+        drop(client);
+        if let Some(mut manager) = self.manager.take() {
+            let deadline = Instant::now() + Duration::from_secs(5);
+            while matches!(manager.try_wait(), Ok(None)) && Instant::now() < deadline {
+                std::thread::sleep(Duration::from_millis(10));
+            }
+            let _ = manager.kill();
+            let _ = manager.wait();
+        }
+        Ok(report)
+    }
+
+    /// [`stop_within`](LocalCluster::stop_within) with a minute for the workers.
+    ///
+    /// # Errors
+    /// See [`stop_within`](LocalCluster::stop_within).
+    pub fn stop(self) -> Result<StopReport, ClusterError> {
+        self.stop_within(Duration::from_secs(60))
+    }
+
+    fn kill_all(&mut self) {
+        for mut child in self.workers.drain(..).chain(self.manager.take()) {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
+impl Drop for LocalCluster {
+    fn drop(&mut self) {
+        self.kill_all();
+    }
+}
+
+fn key_text(key: &SharedKey) -> Result<&str, ClusterError> {
+    key.as_text().ok_or_else(|| {
+        ClusterError::Config(format!(
+            "the key must be UTF-8 text to reach the child processes through {KEY_ENV}"
+        ))
+    })
+}
