@@ -112,19 +112,40 @@ def seed_from_built_slot(build):
             shutil.rmtree(build, ignore_errors=True)
             build.mkdir(parents=True)
             started = time.monotonic()
-            # A real copy, not hard links: cargo rewrites some files of its target dir in place.
-            copy = subprocess.run(["cp", "-a", "--reflink=auto", str(source), str(build / "target")],
-                                  capture_output=True, text=True)
-            if copy.returncode != 0:
+            try:
+                # Not the path crates' incremental caches: up-to-date crates never read them.
+                shutil.copytree(source, build / "target", symlinks=True,
+                                copy_function=link_or_copy,
+                                ignore=shutil.ignore_patterns("incremental"))
+            except (OSError, shutil.Error) as error:
                 # Disk full, say: start cold rather than not at all.
                 shutil.rmtree(build / "target", ignore_errors=True)
-                log(f"could not copy {source} ({copy.stderr.strip()}); this slot compiles from scratch")
+                log(f"could not copy {source} ({error}); this slot compiles from scratch")
                 return
             log(f"new build slot {build.parent} seeded from {source.parent.parent} "
                 f"in {time.monotonic() - started:.1f} s")
             return
     build.mkdir(parents=True, exist_ok=True)
     log(f"first build slot {build.parent.name}: the support crate compiles once, then is reused")
+
+
+# A compiled library named with its build's hash (a registry crate's, a compiler plug-in's):
+# rustc and the linker replace such a file (a new file, renamed), never rewrite it in place,
+# so slots may share it.
+HASHED_LIBRARY = re.compile(r"^lib.+-[0-9a-f]{16}\.(rlib|rmeta|so)$")
+
+
+def link_or_copy(source, destination):
+    """Hard-links the compiled libraries of a slot's `deps` folders (nearly all of its size),
+    copies the rest: cargo rewrites its fingerprints in place, and cells' libraries are relinked."""
+    source = Path(source)
+    if source.parent.name == "deps" and HASHED_LIBRARY.match(source.name):
+        try:
+            os.link(source, destination)
+            return destination
+        except OSError:
+            pass  # another file system: copy
+    return shutil.copy2(source, destination)
 
 
 def quoted(value):

@@ -43,6 +43,7 @@ import itertools
 import os
 import re
 import sys
+import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -113,6 +114,7 @@ class Run:
     mode: str
     passes: list = field(default_factory=list)  # one list of CellResult per pass
     aborted: str | None = None  # why the run stopped early (a timeout, a dead kernel)
+    peak_memory: list = field(default_factory=list)  # bytes (PSS) per pass, see MemoryPeak
 
     def failures(self, roles=None):
         return [c for cells in self.passes for c in cells
@@ -122,6 +124,64 @@ class Run:
         return "\n".join(
             f"  cell {c.index} ({c.role or 'code'}): {(c.failure or 'passed').strip()[:1500]}\n"
             f"    source: {c.source.strip()[:300]!r}" for c in cells)
+
+
+class MemoryPeak:
+    """The peak memory of a kernel while a notebook runs: the sum of the PSS (proportional set
+    size: shared pages counted once over the processes sharing them) of the kernel's launcher
+    and every process under it (evcxr, the process that runs the cells, cargo, rustc, the
+    linker, what a cell starts), sampled every 0.2 s. A compiler that lives less than that may
+    be missed; the budget in each notebook's metadata leaves room for it."""
+
+    PERIOD = 0.2
+
+    def __init__(self, root_pid):
+        self.root = root_pid
+        self.peak = 0
+        self.stopped = threading.Event()
+        self.thread = threading.Thread(target=self._sample, daemon=True)
+        self.thread.start()
+
+    def take(self):
+        """The peak since the last call."""
+        peak, self.peak = self.peak, 0
+        return max(peak, self.total())
+
+    def stop(self):
+        self.stopped.set()
+        self.thread.join(timeout=5)
+
+    def _sample(self):
+        while not self.stopped.wait(self.PERIOD):
+            self.peak = max(self.peak, self.total())
+
+    def total(self):
+        children = {}
+        for entry in os.scandir("/proc"):
+            if entry.name.isdigit():
+                try:
+                    with open(f"/proc/{entry.name}/stat") as stat:
+                        parent = int(stat.read().rsplit(")", 1)[1].split()[1])
+                except (OSError, IndexError, ValueError):
+                    continue
+                children.setdefault(parent, []).append(int(entry.name))
+        total, stack = 0, [self.root]
+        while stack:
+            pid = stack.pop()
+            stack.extend(children.get(pid, []))
+            try:
+                with open(f"/proc/{pid}/smaps_rollup") as rollup:
+                    total += next(int(line.split()[1]) * 1024 for line in rollup
+                                  if line.startswith("Pss:"))
+            except (OSError, StopIteration, ValueError):
+                pass  # gone meanwhile, or a zombie
+        return total
+
+
+def memory_budget(nb):
+    """The notebook's memory budget for one pass, in bytes (metadata parcours.memory_mib)."""
+    budget = nb.metadata.get("parcours", {}).get("memory_mib")
+    return None if budget is None else int(budget) * 2**20
 
 
 def text_of(output):
@@ -234,36 +294,49 @@ def execute(path, mode="solutions", passes=1, kernel=KERNEL, on_cell=None, canar
     canary_index = len(nb.cells) - 1
     with client.setup_kernel():
         runner = Runner(client)
-        for number in range(passes):
-            results = []
-            run.passes.append(results)
-            for index in indices:
-                cell = nb.cells[index]
-                started = time.monotonic()
-                try:
-                    failure = runner.run(cell, index, timeout)
-                except CellTimeoutError:
-                    failure = (f"no result after {timeout} s (the notebook's limit per cell; "
-                               f"set metadata parcours.cell_timeout to change it); the run "
-                               f"stops here. Last output:\n{all_text(cell)[-1500:]}")
-                    run.aborted = f"cell {index} timed out"
-                except DeadKernelError as error:
-                    failure = f"the kernel died: {error}\nLast output:\n{all_text(cell)[-1500:]}"
-                    run.aborted = f"the kernel died in cell {index}"
-                result = CellResult(index, role(cell), cell.source,
-                                    time.monotonic() - started, failure)
-                results.append(result)
-                if on_cell:
-                    on_cell(result)
-                if run.aborted:
-                    return run
-            if canary:
-                if runner.run(nb.cells[canary_index], canary_index, timeout) is None:
-                    results.append(CellResult(-1, "canary", CANARY, 0.0,
-                                              f"pass {number + 1}: the runner did not see the "
-                                              "canary cell's panic, so it cannot vouch for "
-                                              "this run"))
+        memory = MemoryPeak(client.km.provisioner.pid)
+        try:
+            run_passes(run, nb, runner, indices, passes, timeout, canary_index, canary, on_cell,
+                       memory)
+        finally:
+            memory.stop()
     return run
+
+
+def run_passes(run, nb, runner, indices, passes, timeout, canary_index, canary, on_cell, memory):
+    """Runs the cells `passes` times over, each pass followed by the canary; records each
+    cell's result and each pass's peak memory in `run`."""
+    for number in range(passes):
+        results = []
+        run.passes.append(results)
+        for index in indices:
+            cell = nb.cells[index]
+            started = time.monotonic()
+            try:
+                failure = runner.run(cell, index, timeout)
+            except CellTimeoutError:
+                failure = (f"no result after {timeout} s (the notebook's limit per cell; "
+                           f"set metadata parcours.cell_timeout to change it); the run "
+                           f"stops here. Last output:\n{all_text(cell)[-1500:]}")
+                run.aborted = f"cell {index} timed out"
+            except DeadKernelError as error:
+                failure = f"the kernel died: {error}\nLast output:\n{all_text(cell)[-1500:]}"
+                run.aborted = f"the kernel died in cell {index}"
+            result = CellResult(index, role(cell), cell.source,
+                                time.monotonic() - started, failure)
+            results.append(result)
+            if on_cell:
+                on_cell(result)
+            if run.aborted:
+                run.peak_memory.append(memory.take())
+                return
+        run.peak_memory.append(memory.take())
+        if canary:
+            if runner.run(nb.cells[canary_index], canary_index, timeout) is None:
+                results.append(CellResult(-1, "canary", CANARY, 0.0,
+                                          f"pass {number + 1}: the runner did not see the "
+                                          "canary cell's panic, so it cannot vouch for "
+                                          "this run"))
 
 
 def main():
@@ -278,6 +351,8 @@ def main():
         run = execute(path, args.mode, on_cell=lambda c: print(
             f"  cell {c.index:3} {c.role or '':9} {c.seconds:6.2f} s  "
             f"{'FAILED' if c.failed else 'ok'}", flush=True))
+        print("  peak memory (PSS) per pass: " + ", ".join(
+            f"{peak / 2**20:.0f} MiB" for peak in run.peak_memory), flush=True)
         failed = run.failures()
         if args.mode == "solutions" and failed:
             ok = False

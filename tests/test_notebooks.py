@@ -1,6 +1,7 @@
 """Every notebook: committed clean, runs clean with the solutions (twice in one kernel), and
 fails every check with the stubs. See nbrun.py for the exercise pattern."""
 
+import os
 import re
 from pathlib import Path
 
@@ -8,9 +9,28 @@ import nbformat
 import pytest
 
 from conftest import NOTEBOOKS, REPO
-from nbrun import KERNEL, execute, role
+from nbrun import KERNEL, execute, memory_budget, role
 
 ids = [path.name for path in NOTEBOOKS]
+# A Binder session gets 2 GB at most: a notebook's kernel, compilers included, stays under this.
+MEMORY_CEILING_MIB = 1800
+
+
+def within_memory_budget(path, run):
+    """Fails when the run's first pass went over the notebook's budget (metadata
+    parcours.memory_mib, docs/architecture.md); appends the figure to $PARCOURS_MEMORY_REPORT."""
+    nb = nbformat.read(path, as_version=4)
+    budget = memory_budget(nb)
+    peak = run.peak_memory[0] / 2**20
+    if report := os.environ.get("PARCOURS_MEMORY_REPORT"):
+        with open(report, "a") as out:
+            out.write(f"{path.name}\t{run.mode}\t{peak:.0f}\t"
+                      f"{'' if budget is None else budget // 2**20}\n")
+    assert budget is not None, "metadata parcours.memory_mib: the notebook's memory budget"
+    assert budget <= MEMORY_CEILING_MIB * 2**20, f"a budget over {MEMORY_CEILING_MIB} MiB"
+    assert peak * 2**20 <= budget, (
+        f"one pass ({run.mode}) peaked at {peak:.0f} MiB (PSS of the kernel and every process "
+        f"under it), over the notebook's budget of {budget // 2**20} MiB")
 
 
 def test_there_are_notebooks():
@@ -68,6 +88,7 @@ def test_runs_clean_with_solutions_twice_in_one_kernel(path):
     run = execute(path, "solutions", passes=2)
     failures = run.failures()
     assert not failures, "cells failed:\n" + run.describe(failures)
+    within_memory_budget(path, run)
 
 
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=ids)
@@ -78,6 +99,7 @@ def test_every_check_fails_with_the_stubs(path):
     run = execute(path, "stubs")
     assert not run.aborted and not run.failures(roles=("canary",)), \
         f"{run.aborted}\n" + run.describe(run.failures())
+    within_memory_budget(path, run)
     checks = [c for c in run.passes[0] if c.role == "check"]
     passing = [c for c in checks if not c.failed]
     assert checks and not passing, "checks pass without a solution:\n" + run.describe(passing)
