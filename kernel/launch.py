@@ -176,6 +176,10 @@ def module_crates(crate):
     return crates
 
 
+# Re-exported libraries whose derive macros refer to them as a crate of the cell's.
+NAMED_BY_THEIR_MACROS = {"serde"}
+
+
 def find_lock(crate):
     """The Cargo.lock of the workspace the toolbox belongs to (cargo looks for it upwards, as
     for the workspace), or None."""
@@ -192,16 +196,20 @@ def write_config(slot, crate, package="parcours"):
     started_marker(slot).unlink(missing_ok=True)
     versions = pin_versions(slot, crate, package)
     # The re-exported libraries under their own names, so that code pasted from elsewhere
-    # (`use tokio::sync::Mutex;`, `#[tokio::main]`, `#[derive(serde::Serialize)]`) compiles.
-    # The same package in the same build as the support crate's: rustc links it from the
-    # support crate's dylib, so there is still one copy per kernel.
-    names = [name for name in reexported_crates(crate) if name in versions]
+    # (`rayon::join`, `use crossbeam::channel;`, `#[derive(serde::Serialize)]`) compiles. A
+    # `use` makes the name (rustc resolves paths from names in scope, imports included); a
+    # library whose derive macros name it as a crate (`extern crate serde as _serde`) needs a
+    # `:dep`: the same package in the same build as the toolbox's, so rustc links it from the
+    # toolbox's dylib, still one copy per kernel. Each `:dep` costs a `cargo metadata`.
+    names = reexported_crates(crate)
     dependencies = "".join(
         f":dep {name} = {{ version = {quoted('=' + versions[name])}, default-features = false }}\n"
-        for name in names)
+        for name in names if name in NAMED_BY_THEIR_MACROS and name in versions)
+    imports = "".join(f"use parcours::{name};\n"
+                      for name in names if name not in NAMED_BY_THEIR_MACROS)
     (config / "init.evcxr").write_text(
         f":dep parcours = {{ path = {quoted(crate)}, package = {quoted(package)} }}\n"
-        + dependencies +
+        + dependencies + imports +
         "use parcours::prelude::*;\n"
         "parcours::notebook::init();\n"
         f"std::fs::write({quoted(started_marker(slot))}, \"\").ok();\n"

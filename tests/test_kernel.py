@@ -81,6 +81,12 @@ def test_reexported_crates_work_under_their_own_names_with_one_copy():
             'serde_json::to_string(&Point { x: receiver.recv().unwrap() }).unwrap()')
         assert pasted.ok, pasted.text
         assert pasted.results[-1]["text/plain"] == '"{\\"x\\":42}"', pasted.results
+        imported = kernel.run(
+            "use rayon::prelude::*;\nuse plotters::style::RED;\n"
+            "let v: Vec<u32> = (0..4u32).into_par_iter().collect();\n"
+            'serde_json::json!({"n": v.len(), "red": RED.0}).to_string()')
+        assert imported.ok, imported.text
+        assert imported.results[-1]["text/plain"] == '"{\\"n\\":4,\\"red\\":255}"', imported.results
         # Linked statically into each cell, rayon would start a new pool in every cell.
         counts = []
         for cell in range(5):
