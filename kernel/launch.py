@@ -228,8 +228,8 @@ def pin_versions(slot, crate, package):
     rewrites Cargo.lock without the other dependencies' packages; the next full resolution then
     takes the newest versions on crates.io, not the ones `cargo test` built. A second member
     that depends on the toolbox and on every module's crate keeps their whole graph in every
-    resolution, so every locked version holds. Profiles are read from a workspace's root only: the root carries
-    the one evcxr writes for its cells (evcxr 0.22, `:opt 2`).
+    resolution, so every locked version holds. Profiles are read from a workspace's root
+    only: the root carries the one evcxr writes for its cells (evcxr 0.22, `:opt 2`).
     """
     (slot / "Cargo.toml").write_text(
         "# Written by the course kernel's launcher (kernel/launch.py): see pin_versions.\n"

@@ -15,6 +15,22 @@ use base64::Engine;
 
 use parcours::display::{Html, escape_html};
 
+/// Why an image could not be read.
+#[derive(Debug, thiserror::Error)]
+pub enum ImageError {
+    /// The bytes are not a whole, readable PNG.
+    #[error("{0}")]
+    Png(String),
+    /// A file could not be read, or is not a readable PNG.
+    #[error("{}: {reason}", path.display())]
+    File {
+        /// The file.
+        path: std::path::PathBuf,
+        /// What went wrong.
+        reason: String,
+    },
+}
+
 /// A grey image: `width x height` brightness values, row by row, 0 black to 1 white.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Image {
@@ -84,17 +100,22 @@ impl Image {
     }
 
     /// Reads a PNG (any colour type; colours become grey by luminance).
-    pub fn from_png(bytes: &[u8]) -> Result<Image, String> {
+    ///
+    /// # Errors
+    /// [`ImageError::Png`] when the bytes are not a whole, readable PNG.
+    pub fn from_png(bytes: &[u8]) -> Result<Image, ImageError> {
         let mut decoder = png::Decoder::new(std::io::Cursor::new(bytes));
         decoder.set_transformations(png::Transformations::normalize_to_color8());
         let mut reader = decoder
             .read_info()
-            .map_err(|e| format!("not a readable PNG: {e}"))?;
-        let size = reader.output_buffer_size().ok_or("the PNG is too large")?;
+            .map_err(|e| ImageError::Png(format!("not a readable PNG: {e}")))?;
+        let size = reader
+            .output_buffer_size()
+            .ok_or_else(|| ImageError::Png("the PNG is too large".into()))?;
         let mut buffer = vec![0; size];
         let frame = reader
             .next_frame(&mut buffer)
-            .map_err(|e| format!("PNG data: {e}"))?;
+            .map_err(|e| ImageError::Png(format!("PNG data: {e}")))?;
         let channels = frame.color_type.samples();
         let pixels = buffer[..frame.buffer_size()]
             .chunks(channels)
@@ -118,10 +139,17 @@ impl Image {
     }
 
     /// Reads a PNG file.
-    pub fn open(path: impl AsRef<std::path::Path>) -> Result<Image, String> {
+    ///
+    /// # Errors
+    /// [`ImageError::File`] naming the file when it cannot be read or is not a readable PNG.
+    pub fn open(path: impl AsRef<std::path::Path>) -> Result<Image, ImageError> {
         let path = path.as_ref();
-        let bytes = std::fs::read(path).map_err(|e| format!("{}: {e}", path.display()))?;
-        Image::from_png(&bytes).map_err(|e| format!("{}: {e}", path.display()))
+        let file = |reason: String| ImageError::File {
+            path: path.to_path_buf(),
+            reason,
+        };
+        let bytes = std::fs::read(path).map_err(|e| file(e.to_string()))?;
+        Image::from_png(&bytes).map_err(|e| file(e.to_string()))
     }
 
     /// The image as an 8-bit grey PNG (values outside 0..1 are clipped).
@@ -271,7 +299,8 @@ mod tests {
     fn a_truncated_png_is_an_error() {
         let png = Image::scene(16, 16).to_png();
         let error = Image::from_png(&png[..png.len() / 2]).unwrap_err();
-        assert!(error.contains("PNG"), "{error}");
+        assert!(matches!(error, ImageError::Png(_)), "{error}");
+        assert!(error.to_string().contains("PNG"), "{error}");
     }
 
     #[test]

@@ -29,7 +29,7 @@ fn deploy(run: &Path, host: &str, port: u16) -> (u32, u32) {
     }
     let control = folder.join("bin/worker-ctl");
     let role_files = Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("../notebooks/ansible/roles/worker/files/worker-ctl");
+        .join("../../notebooks/ansible/roles/worker/files/worker-ctl");
     std::fs::copy(role_files, &control).unwrap();
     std::fs::copy(
         env!("CARGO_BIN_EXE_parcours-worker"),
