@@ -7,14 +7,18 @@ so that no student waits for a module's crate to compile. Exits non-zero, with t
 message, if a first cell fails.
 """
 
+import hashlib
 import json
 import re
+import subprocess
 import sys
 import threading
 import time
+from pathlib import Path
 
 from jupyter_client.manager import start_new_kernel
 
+import launch
 from paths import KERNEL, REPO, use_this_clones_kernel
 STARTUP_TIMEOUT = 1800
 CELL_TIMEOUT = 1800
@@ -65,14 +69,41 @@ def warm(label, cell):
         sys.exit(f"the course kernel started, but its first cell failed ({label}):\n{text}")
 
 
+def builds_fingerprint(configurations):
+    """What the kernel's builds depend on: the crates' files, the lock, the launcher, evcxr,
+    rustc, and the sets of crates the notebooks load. Unchanged since the last warm-up: the
+    builds are there (`./course open` then starts in seconds)."""
+    digest = hashlib.sha256(repr(sorted(configurations)).encode())
+    digest.update(subprocess.run(["rustc", "-vV"], capture_output=True).stdout)
+    files = [REPO / "Cargo.toml", REPO / "Cargo.lock", REPO / "kernel" / "launch.py"]
+    files += sorted(path for path in (REPO / "support-crate").rglob("*")
+                    if path.is_file() and "target" not in path.parts)
+    for path in files:
+        digest.update(str(path).encode() + b"\0" + path.read_bytes())
+    evcxr = Path(launch.EVCXR)
+    if evcxr.is_file():
+        digest.update(f"{evcxr.stat().st_size} {evcxr.stat().st_mtime_ns}".encode())
+    return digest.hexdigest()
+
+
 def main():
     use_this_clones_kernel()
+    configurations = module_configurations()
+    stamp = launch.SLOTS / "warm.stamp"
+    fingerprint = builds_fingerprint(configurations)
+    built = (launch.SLOTS / "slot-0" / "build" / "target").is_dir()
+    if built and stamp.is_file() and stamp.read_text() == fingerprint:
+        print("    the kernel's builds are up to date", flush=True)
+        return
+    stamp.unlink(missing_ok=True)
     warm("the kernel", "parcours::welcome();")
-    for lines, notebooks in module_configurations().items():
+    for lines, notebooks in configurations.items():
         names = ", ".join(MODULE_DEP.match(line)[1] for line in lines)
         print(f"    building {names} inside the kernel (notebooks {', '.join(notebooks)})...",
               flush=True)
         warm(names, "\n".join(lines) + "\nparcours::welcome();")
+    stamp.parent.mkdir(parents=True, exist_ok=True)
+    stamp.write_text(fingerprint)
 
 
 if __name__ == "__main__":

@@ -115,6 +115,7 @@ class Run:
     passes: list = field(default_factory=list)  # one list of CellResult per pass
     aborted: str | None = None  # why the run stopped early (a timeout, a dead kernel)
     peak_memory: list = field(default_factory=list)  # bytes (PSS) per pass, see MemoryPeak
+    memory_breakdown: dict = field(default_factory=dict)  # at the run's highest sample
 
     def failures(self, roles=None):
         return [c for cells in self.passes for c in cells
@@ -138,6 +139,7 @@ class MemoryPeak:
     def __init__(self, root_pid):
         self.root = root_pid
         self.peak = 0
+        self.breakdown = {}  # at the highest sample so far: {process name: bytes}
         self.stopped = threading.Event()
         self.thread = threading.Thread(target=self._sample, daemon=True)
         self.thread.start()
@@ -156,6 +158,14 @@ class MemoryPeak:
             self.peak = max(self.peak, self.total())
 
     def total(self):
+        """The PSS of the process tree now, in bytes."""
+        parts = self.parts()
+        total = sum(parts.values())
+        if total > sum(self.breakdown.values()):
+            self.breakdown = parts
+        return total
+
+    def parts(self):
         children = {}
         for entry in os.scandir("/proc"):
             if entry.name.isdigit():
@@ -165,17 +175,24 @@ class MemoryPeak:
                 except (OSError, IndexError, ValueError):
                     continue
                 children.setdefault(parent, []).append(int(entry.name))
-        total, stack = 0, [self.root]
+        parts, stack, names = {}, [self.root], {}
         while stack:
             pid = stack.pop()
             stack.extend(children.get(pid, []))
             try:
+                with open(f"/proc/{pid}/comm") as comm:
+                    name = comm.read().strip()
+                # evcxr runs the cells in a child process of its own binary.
+                if name == "evcxr_jupyter" and "evcxr_jupyter" in names.values():
+                    name = "evcxr_jupyter (the cells)"
+                names[pid] = name
                 with open(f"/proc/{pid}/smaps_rollup") as rollup:
-                    total += next(int(line.split()[1]) * 1024 for line in rollup
-                                  if line.startswith("Pss:"))
+                    pss = next(int(line.split()[1]) * 1024 for line in rollup
+                               if line.startswith("Pss:"))
+                parts[name] = parts.get(name, 0) + pss
             except (OSError, StopIteration, ValueError):
                 pass  # gone meanwhile, or a zombie
-        return total
+        return parts
 
 
 def memory_budget(nb):
@@ -254,7 +271,14 @@ class Runner:
         is unusable."""
         sentinel = f"__parcours_cell_{next(SEQUENCE)}"
         original = cell.source
-        cell.source = f"let {sentinel}: bool = parcours::notebook::cell_begins();\n{original}"
+        # After the cell's leading commands (`:dep ...`): evcxr reads commands before any code.
+        lines = original.split("\n")
+        commands = 0
+        while commands < len(lines) and lines[commands].startswith(":"):
+            commands += 1
+        cell.source = "\n".join(
+            lines[:commands] + [f"let {sentinel}: bool = parcours::notebook::cell_begins();"]
+            + lines[commands:])
         cell.outputs = []
         self.reply = None
         self.client.timeout = timeout
@@ -300,6 +324,7 @@ def execute(path, mode="solutions", passes=1, kernel=KERNEL, on_cell=None, canar
                        memory)
         finally:
             memory.stop()
+            run.memory_breakdown = memory.breakdown
     return run
 
 
@@ -352,7 +377,9 @@ def main():
             f"  cell {c.index:3} {c.role or '':9} {c.seconds:6.2f} s  "
             f"{'FAILED' if c.failed else 'ok'}", flush=True))
         print("  peak memory (PSS) per pass: " + ", ".join(
-            f"{peak / 2**20:.0f} MiB" for peak in run.peak_memory), flush=True)
+            f"{peak / 2**20:.0f} MiB" for peak in run.peak_memory) + "; at the highest: " + ", ".join(
+            f"{name} {size / 2**20:.0f} MiB" for name, size in sorted(
+                run.memory_breakdown.items(), key=lambda part: -part[1])), flush=True)
         failed = run.failures()
         if args.mode == "solutions" and failed:
             ok = False

@@ -216,9 +216,10 @@ def test_the_token_stays_in_private_files(farm):
 
 def lesson_part(folder, name, *cells):
     """A notebook in `folder` of the lesson's cells, named by id (`c05`), and of other sources,
-    beside a link to ansible/ as the lesson has."""
+    beside a link to ansible/ as the lesson has; the module's crate loaded from where it is."""
     lesson = nbformat.read(LESSON, as_version=4)
-    sources = {cell.id: cell.source for cell in lesson.cells}
+    crates = f'"{REPO / "support-crate"}/'
+    sources = {cell.id: cell.source.replace('"../support-crate/', crates) for cell in lesson.cells}
     part = nbformat.v4.new_notebook(metadata=lesson.metadata)
     part.cells = [nbformat.v4.new_code_cell(sources.get(cell, cell)) for cell in cells]
     if not (folder / "ansible").exists():
