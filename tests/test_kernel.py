@@ -96,6 +96,18 @@ def test_reexported_crates_work_under_their_own_names_with_one_copy():
         assert len(set(counts)) == 1, f"threads per cell: {counts}"
 
 
+def test_a_cells_last_value_shows_as_plain_evcxr_shows_it():
+    # The prelude's ShowDebug makes the first compilation succeed; the output must be evcxr's.
+    with Kernel() as kernel:
+        for code, shown in [("vec![1, 2]", "[1, 2]"), ('"text"', '"text"'),
+                            ('println!("hi")', "()"), ("Some(1.5)", "Some(1.5)")]:
+            outcome = kernel.run(code)
+            assert outcome.ok and outcome.results[-1] == {"text/plain": shown}, outcome.results
+        # The toolbox's types keep their own display.
+        table = kernel.run('Table::new(["n"]).row(["1"])')
+        assert "text/html" in table.results[-1], table.results
+
+
 LOADED_COURSE_LIBRARIES = (
     'std::fs::read_to_string("/proc/self/maps").unwrap().lines()'
     '.filter_map(|line| line.split_whitespace().nth(5)).filter(|path| path.contains("libparcours"))'
