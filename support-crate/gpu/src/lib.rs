@@ -13,3 +13,9 @@
 pub mod gpu;
 pub mod images;
 pub mod passwords;
+
+/// Module 1's crate, re-exported so that this crate links it as the dylib it is: the libraries
+/// both use (sha2, cfg-if...) then exist once in a kernel that loads both (notebooks 13, 35);
+/// otherwise rustc refuses the cell ("cannot satisfy dependencies so `sha2` only shows up
+/// once"). docs/architecture.md.
+pub use parcours_limits;
