@@ -25,11 +25,19 @@ A cell whose only output is the `Debug` text of a course type (`Chart { title: .
 too: the kernel falls back to `Debug` when it cannot compile the value's `evcxr_display` call.
 
 Exercises follow one pattern, told by cell tags:
-- `exercise`: the stub the student fills in; it contains `todo!()`;
-- `solution`: the reference solution, hidden by default (`jupyter.source_hidden`);
-- `check`: calls the student's code and checks the result.
-A notebook runs in two modes: `solutions` (exercise cells skipped, every cell must pass) and
-`stubs` (solution cells skipped, every check cell must fail, so no check passes vacuously).
+- `exercise`: the code cell the student fills in; it contains `todo!()`;
+- `solution`: a markdown cell right after it, the reference solution as a ```rust fence
+  inside a collapsed `<details>` block. It is not a code cell, so Run All, or Shift+Enter
+  through the notebook, never runs it over the student's code;
+- `check`: the code cell that calls the student's code and checks it.
+A notebook runs in two modes:
+- `solutions`: every code cell in order, each exercise cell replaced by its solution's code;
+  every cell must pass;
+- `stubs`: every code cell in order, as a student who has written nothing would run them;
+  every check must fail on the stub's `todo!()`. Then, in the same kernel, each of the
+  notebook's wrong answers (`tests/wrong_answers/NN-name.md`: answers that skip the technique,
+  see `wrong_answers`) runs in place of its exercise, followed by the exercise's check, which
+  must refuse it.
 
 Limits: a cell may run for `CELL_TIMEOUT_SMALL` seconds in small mode (`PARCOURS_SMALL`, as in
 the tests) and `CELL_TIMEOUT_FULL` otherwise; a notebook may set its own in its metadata,
@@ -116,6 +124,7 @@ class Run:
     aborted: str | None = None  # why the run stopped early (a timeout, a dead kernel)
     peak_memory: list = field(default_factory=list)  # bytes (PSS) per pass, see MemoryPeak
     memory_breakdown: dict = field(default_factory=dict)  # at the run's highest sample
+    wrong: list = field(default_factory=list)  # (WrongAnswer, its CellResult, the check's)
 
     def failures(self, roles=None):
         return [c for cells in self.passes for c in cells
@@ -235,11 +244,59 @@ def failure_of(cell):
     return None
 
 
+SOLUTION_CODE = re.compile(r"^```rust\n(.*?)^```", re.S | re.M)
+WRONG_ANSWERS = Path(__file__).resolve().parent / "wrong_answers"
+WRONG_ANSWER = re.compile(r"^## Exercise (\d+): (.+?)\n(.*?)(?=^## |\Z)", re.S | re.M)
+
+
+def solution_code(cell):
+    """The code of a `solution` cell: its one ```rust fence."""
+    found = SOLUTION_CODE.findall(cell.source)
+    if len(found) != 1:
+        raise ValueError(f"a solution cell holds one ```rust fence, not {len(found)}")
+    return found[0]
+
+
+def exercises(nb):
+    """The notebook's exercises in order: (exercise index, solution index, check index)."""
+    roles = [(i, role(cell)) for i, cell in enumerate(nb.cells) if role(cell)]
+    found = []
+    for at in range(0, len(roles) - 2, 3):
+        (e, er), (s, sr), (c, cr) = roles[at:at + 3]
+        if (er, sr, cr) == ("exercise", "solution", "check"):
+            found.append((e, s, c))
+    return found
+
+
+@dataclass
+class WrongAnswer:
+    exercise: int  # 1 for the notebook's first exercise
+    name: str  # what it gets wrong
+    code: str
+
+
+def wrong_answers(path):
+    """The wrong answers kept for a notebook, from tests/wrong_answers/<notebook's name>.md:
+    each `## Exercise N: what it gets wrong` section holds one ```rust fence that the check
+    of the notebook's N-th exercise must refuse."""
+    source = WRONG_ANSWERS / f"{Path(path).stem}.md"
+    if not source.exists():
+        return []
+    answers = []
+    for number, name, body in WRONG_ANSWER.findall(source.read_text()):
+        code = SOLUTION_CODE.findall(body)
+        if len(code) != 1:
+            raise ValueError(f"{source.name}, exercise {number} ({name}): one ```rust fence, "
+                             f"not {len(code)}")
+        answers.append(WrongAnswer(int(number), name.strip(), code[0]))
+    return answers
+
+
 def cells_for(nb, mode):
-    """The indices of the code cells run in `mode`."""
-    skipped = {"solutions": "exercise", "stubs": "solution"}[mode]
-    return [i for i, cell in enumerate(nb.cells)
-            if cell.cell_type == "code" and role(cell) != skipped]
+    """The code cells run in `mode`: (index, the source to run in its place or None)."""
+    solutions = {e: solution_code(nb.cells[s]) for e, s, _ in exercises(nb)}
+    return [(i, solutions.get(i) if mode == "solutions" else None)
+            for i, cell in enumerate(nb.cells) if cell.cell_type == "code"]
 
 
 class Runner:
@@ -265,14 +322,16 @@ class Runner:
             ":vars", store_history=False, timeout=60, output_hook=keep)
         return {line.split(":", 1)[0].strip() for text in results for line in text.splitlines()}
 
-    def run(self, cell, index, timeout):
-        """Executes the notebook's cell `index` (its outputs land in it); returns why it
-        failed, or None. Raises CellTimeoutError or DeadKernelError, after which the kernel
-        is unusable."""
+    def run(self, cell, index, timeout, source=None):
+        """Executes the notebook's cell `index` (its outputs land in it), or `source` in its
+        place; returns why it failed, or None. Raises CellTimeoutError or DeadKernelError,
+        after which the kernel is unusable."""
         sentinel = f"__parcours_cell_{next(SEQUENCE)}"
         original = cell.source
+        if source is not None:
+            cell.source = source
         # After the cell's leading commands (`:dep ...`): evcxr reads commands before any code.
-        lines = original.split("\n")
+        lines = cell.source.split("\n")
         commands = 0
         while commands < len(lines) and lines[commands].startswith(":"):
             commands += 1
@@ -312,7 +371,8 @@ def execute(path, mode="solutions", passes=1, kernel=KERNEL, on_cell=None, canar
         resources={"metadata": {"path": str(path.parent)}},
     )
     run = Run(path, mode)
-    indices = cells_for(nb, mode)
+    cells = cells_for(nb, mode)
+    answers = wrong_answers(path) if mode == "stubs" else []
     # The canary runs as a cell of the notebook (nbclient stores outputs by index).
     nb.cells.append(nbformat.v4.new_code_cell(CANARY))
     canary_index = len(nb.cells) - 1
@@ -320,38 +380,46 @@ def execute(path, mode="solutions", passes=1, kernel=KERNEL, on_cell=None, canar
         runner = Runner(client)
         memory = MemoryPeak(client.km.provisioner.pid)
         try:
-            run_passes(run, nb, runner, indices, passes, timeout, canary_index, canary, on_cell,
+            run_passes(run, nb, runner, cells, passes, timeout, canary_index, canary, on_cell,
                        memory)
+            if answers and not run.aborted:
+                run_wrong_answers(run, nb, runner, answers, timeout, on_cell, memory)
         finally:
             memory.stop()
             run.memory_breakdown = memory.breakdown
     return run
 
 
-def run_passes(run, nb, runner, indices, passes, timeout, canary_index, canary, on_cell, memory):
+def run_cell(run, nb, runner, index, timeout, on_cell, source=None, cell_role=None):
+    """Runs one cell (or `source` in its place); returns its CellResult. A timeout or a dead
+    kernel sets `run.aborted`: nothing more can run in this kernel."""
+    cell = nb.cells[index]
+    started = time.monotonic()
+    try:
+        failure = runner.run(cell, index, timeout, source)
+    except CellTimeoutError:
+        failure = (f"no result after {timeout} s (the notebook's limit per cell; "
+                   f"set metadata parcours.cell_timeout to change it); the run "
+                   f"stops here. Last output:\n{all_text(cell)[-1500:]}")
+        run.aborted = f"cell {index} timed out"
+    except DeadKernelError as error:
+        failure = f"the kernel died: {error}\nLast output:\n{all_text(cell)[-1500:]}"
+        run.aborted = f"the kernel died in cell {index}"
+    result = CellResult(index, cell_role or role(cell), cell.source if source is None else source,
+                        time.monotonic() - started, failure)
+    if on_cell:
+        on_cell(result)
+    return result
+
+
+def run_passes(run, nb, runner, cells, passes, timeout, canary_index, canary, on_cell, memory):
     """Runs the cells `passes` times over, each pass followed by the canary; records each
     cell's result and each pass's peak memory in `run`."""
     for number in range(passes):
         results = []
         run.passes.append(results)
-        for index in indices:
-            cell = nb.cells[index]
-            started = time.monotonic()
-            try:
-                failure = runner.run(cell, index, timeout)
-            except CellTimeoutError:
-                failure = (f"no result after {timeout} s (the notebook's limit per cell; "
-                           f"set metadata parcours.cell_timeout to change it); the run "
-                           f"stops here. Last output:\n{all_text(cell)[-1500:]}")
-                run.aborted = f"cell {index} timed out"
-            except DeadKernelError as error:
-                failure = f"the kernel died: {error}\nLast output:\n{all_text(cell)[-1500:]}"
-                run.aborted = f"the kernel died in cell {index}"
-            result = CellResult(index, role(cell), cell.source,
-                                time.monotonic() - started, failure)
-            results.append(result)
-            if on_cell:
-                on_cell(result)
+        for index, source in cells:
+            results.append(run_cell(run, nb, runner, index, timeout, on_cell, source))
             if run.aborted:
                 run.peak_memory.append(memory.take())
                 return
@@ -362,6 +430,41 @@ def run_passes(run, nb, runner, indices, passes, timeout, canary_index, canary, 
                                           f"pass {number + 1}: the runner did not see the "
                                           "canary cell's panic, so it cannot vouch for "
                                           "this run"))
+
+
+def run_wrong_answers(run, nb, runner, answers, timeout, on_cell, memory):
+    """Runs each wrong answer in place of its exercise, then the exercise's check; records
+    (answer, the answer's result, the check's result) in `run.wrong`."""
+    found = exercises(nb)
+    for answer in answers:
+        if not 1 <= answer.exercise <= len(found):
+            raise ValueError(f"a wrong answer for exercise {answer.exercise}: the notebook has "
+                             f"{len(found)}")
+        exercise, _, check = found[answer.exercise - 1]
+        ran = run_cell(run, nb, runner, exercise, timeout, on_cell, answer.code, "wrong answer")
+        checked = None if run.aborted else run_cell(run, nb, runner, check, timeout, on_cell)
+        run.wrong.append((answer, ran, checked))
+        if run.aborted:
+            break
+    if run.peak_memory:
+        run.peak_memory[-1] = max(run.peak_memory[-1], memory.take())
+
+
+def refused(run):
+    """Why the wrong answers of a `stubs` run do not prove their checks, one line each, or []."""
+    problems = []
+    for answer, ran, checked in run.wrong:
+        what = f"exercise {answer.exercise}, {answer.name!r}"
+        if ran.failed:
+            problems.append(f"{what}: the wrong answer itself failed, so it proves nothing:\n"
+                            f"{ran.failure.strip()[:800]}")
+        elif checked is None:
+            problems.append(f"{what}: its check did not run ({run.aborted})")
+        elif not checked.failed:
+            problems.append(f"{what}: the check accepted it")
+        elif "not yet implemented" in checked.failure:
+            problems.append(f"{what}: the check failed on a todo!(), not on the wrong answer")
+    return problems
 
 
 def main():
@@ -391,6 +494,9 @@ def main():
                 ok = False
                 print("checks that pass without a solution, or a run the runner cannot vouch "
                       f"for ({run.aborted or 'not aborted'}):\n" + run.describe(passing + canaries))
+            for problem in refused(run):
+                ok = False
+                print("  wrong answer not refused: " + problem)
     sys.exit(0 if ok else 1)
 
 

@@ -121,10 +121,10 @@ ALTERATIONS = {
         d / SOURCE_DIR / "00-how-this-course-works.md", "The value of a cell's last expression",
         "+++\n\nThe value of a cell's last expression"),
         "28 cells in the .ipynb, 29 in the .md"),
-    "a solution shown in the .ipynb": (lambda d: edit_json(
+    "a solution's tag changed in the .ipynb": (lambda d: edit_json(
         d / "00-how-this-course-works.ipynb",
-        lambda nb: first_cell(nb, "solution")["metadata"].pop("jupyter")),
-        "'source_hidden': True"),
+        lambda nb: first_cell(nb, "solution")["metadata"].update(tags=["answer"])),
+        "'tags': ['solution']"),
     "a markdown line in the .ipynb": (lambda d: edit_json(
         d / "00-how-this-course-works.ipynb",
         lambda nb: nb["cells"][0]["source"].append("\nOne more line.")),

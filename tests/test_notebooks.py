@@ -1,5 +1,6 @@
-"""Every notebook: committed clean, runs clean with the solutions (twice in one kernel), and
-fails every check with the stubs. See nbrun.py for the exercise pattern."""
+"""Every notebook: committed clean, runs clean with the solutions (twice in one kernel), fails
+every check with the stubs, and refuses the wrong answers kept for it. See nbrun.py for the
+exercise pattern."""
 
 import os
 import re
@@ -9,11 +10,24 @@ import nbformat
 import pytest
 
 from conftest import NOTEBOOKS, REPO
-from nbrun import KERNEL, execute, memory_budget, role
+from nbrun import (KERNEL, WRONG_ANSWERS, execute, exercises, memory_budget, refused,
+                   role, solution_code, wrong_answers)
 
 ids = [path.name for path in NOTEBOOKS]
 # A Binder session gets 2 GB at most: a notebook's kernel, compilers included, stays under this.
 MEMORY_CEILING_MIB = 1843  # 1.8 GiB
+
+
+def still_without_wrong_answer():
+    """{notebook's name: exercise numbers}, from the list in tests/wrong_answers/README.md."""
+    listed = {}
+    for name, numbers in re.findall(r"^- `(\d\d-[a-z0-9-]+)`: exercises? ([\d, ]+)$",
+                                    (WRONG_ANSWERS / "README.md").read_text(), re.M):
+        listed[name] = {int(n) for n in numbers.replace(",", " ").split()}
+    return listed
+
+
+STILL_WITHOUT_WRONG_ANSWER = still_without_wrong_answer()
 
 
 def within_memory_budget(path, run):
@@ -56,19 +70,56 @@ def test_committed_without_outputs_and_with_course_metadata(path):
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=ids)
 def test_exercises_follow_the_pattern(path):
     nb = nbformat.read(path, as_version=4)
-    roles = [(index, role(cell)) for index, cell in enumerate(nb.cells) if cell.cell_type == "code"]
-    sequence = [r for _, r in roles if r]
+    roles = [(index, role(cell)) for index, cell in enumerate(nb.cells) if role(cell)]
+    sequence = [r for _, r in roles]
     assert len(sequence) % 3 == 0 and all(
         sequence[i:i + 3] == ["exercise", "solution", "check"] for i in range(0, len(sequence), 3)
     ), f"exercise cells must come as exercise, solution, check: {sequence}"
+    assert len(exercises(nb)) == len(sequence) // 3
     for index, cell_role in roles:
         cell = nb.cells[index]
         if cell_role == "exercise":
-            assert "todo!(" in cell.source, f"exercise cell {index} has no todo!()"
+            assert cell.cell_type == "code" and "todo!(" in cell.source, \
+                f"exercise cell {index} is a code cell with a todo!()"
+        if cell_role == "check":
+            assert cell.cell_type == "code", f"check cell {index} is a code cell"
         if cell_role == "solution":
-            assert cell.metadata.get("jupyter", {}).get("source_hidden") is True, \
-                f"solution cell {index} is not hidden"
-            assert "todo!(" not in cell.source, f"solution cell {index} still has todo!()"
+            # A markdown cell: Run All never runs it over the student's code.
+            assert cell.cell_type == "markdown", f"solution cell {index} is not a markdown cell"
+            assert cell.source.startswith("<details><summary>Solution</summary>") and \
+                cell.source.rstrip().endswith("</details>"), \
+                f"solution cell {index} is not a collapsed <details> block"
+            assert "todo!(" not in solution_code(cell), f"solution cell {index} still has todo!()"
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=ids)
+def test_wrong_answers_belong_to_exercises(path):
+    """Every wrong answer kept for a notebook names one of its exercises; every exercise has
+    one, except those listed in tests/wrong_answers/README.md as still to write."""
+    nb = nbformat.read(path, as_version=4)
+    count = len(exercises(nb))
+    answers = wrong_answers(path)
+    assert all(1 <= a.exercise <= count for a in answers), \
+        f"{[a.exercise for a in answers]}: the notebook has {count} exercises"
+    missing = sorted({n for n in range(1, count + 1)} - {a.exercise for a in answers})
+    listed = sorted(STILL_WITHOUT_WRONG_ANSWER.get(path.stem, set()))
+    assert missing == listed, (
+        f"exercises without a wrong answer: {missing}; tests/wrong_answers/README.md lists "
+        f"{listed}")
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=ids)
+def test_opens_with_a_title_a_pitch_and_links(path):
+    """The first cell: `# NN · title` (the metadata's), a one-line pitch in italics, then what
+    the lesson needs or is about, with links."""
+    nb = nbformat.read(path, as_version=4)
+    first = nb.cells[0]
+    assert first.cell_type == "markdown", "the first cell is the title cell"
+    lines = first.source.strip().splitlines()
+    assert lines[0] == f"# {path.name[:2]} · {nb.metadata.parcours.title}", lines[0]
+    assert len(lines) > 2 and re.fullmatch(r"\*[^*].*[^*]\*", lines[2]), \
+        "a one-line pitch in italics after the title"
+    assert re.search(r"\]\([^)]+\)", first.source), "links to read further"
 
 
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=ids)
@@ -106,6 +157,10 @@ def test_every_check_fails_with_the_stubs(path):
     # The checks fail because the stubs panic, not because something else broke.
     for check in checks:
         assert "not yet implemented" in check.failure, run.describe([check])
+    # Then each wrong answer, in place of its exercise: its check must refuse it.
+    assert len(run.wrong) == len(wrong_answers(path))
+    problems = refused(run)
+    assert not problems, "\n".join(problems)
 
 
 def test_readme_outline_lists_every_notebook_with_its_minutes():

@@ -14,6 +14,10 @@
 //! check_that("two threads at least", 2 >= 2, "ask rayon for two threads");
 //! ```
 //!
+//! Some checks observe *how* an answer ran, not only what it returned: [`check_parallel`]
+//! (CPU time per thread, see [`threads`]) and [`check_memory_below`] (the call's peak memory,
+//! see [`memory`]). Module 3's crate counts GPU dispatches (`parcours_gpu::gpu::dispatches`).
+//!
 //! A failing check panics:
 //!
 //! ```should_panic
@@ -22,6 +26,12 @@
 //! ```
 
 use std::fmt::Debug;
+
+pub mod memory;
+pub mod threads;
+
+pub use memory::{MemoryUse, check_memory_below, observe_memory};
+pub use threads::{ThreadUse, check_parallel, observe_threads};
 
 const PASS: &str = "\x1b[32m✔\x1b[0m";
 const FAIL: &str = "\x1b[31m✘\x1b[0m";

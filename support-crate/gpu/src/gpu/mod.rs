@@ -62,6 +62,7 @@ pub mod sources {
 use std::collections::HashMap;
 use std::fmt;
 use std::marker::PhantomData;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -143,6 +144,22 @@ pub fn gpu() -> Result<&'static Gpu, GpuError> {
     *shared = Some(gpu);
     Ok(gpu)
 }
+
+/// Compute dispatches that have run to completion on the adapter in this process, through
+/// [`Gpu::dispatch`] and every ready-made kernel. An exercise's check reads it before and
+/// after calling the student's code, to tell a GPU answer from a CPU one.
+///
+/// ```
+/// let gpu = parcours_gpu::gpu::gpu().expect("a Vulkan driver");
+/// let before = parcours_gpu::gpu::dispatches();
+/// gpu.map("2.0 * x", &[1.0, 2.0]).unwrap();
+/// assert!(parcours_gpu::gpu::dispatches() > before);
+/// ```
+pub fn dispatches() -> u64 {
+    DISPATCHES.load(Ordering::Relaxed)
+}
+
+static DISPATCHES: AtomicU64 = AtomicU64::new(0);
 
 /// Every Vulkan adapter of this machine, best first (see [`Gpu::open`] for the order).
 pub fn adapters() -> Vec<wgpu::AdapterInfo> {
@@ -527,6 +544,7 @@ impl Gpu {
             return Err(GpuError::Dispatch(error.to_string()));
         }
         self.wait()?;
+        DISPATCHES.fetch_add(u64::from(times.max(1)), Ordering::Relaxed);
         let wall = started.elapsed();
         let elapsed = match resolved {
             Some(staging) => {

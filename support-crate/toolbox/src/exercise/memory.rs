@@ -1,0 +1,123 @@
+//! Was an answer lazy, streamed, bounded? The peak memory of one call.
+//!
+//! The kernel keeps a process's peak resident memory (`VmHWM`) for the process's whole life;
+//! writing `5` to `/proc/self/clear_refs` sets it back to the memory resident now, so the
+//! peak read after the call is the call's (Linux 4.0 and later).
+
+use std::fmt;
+
+/// The process's resident memory around one call.
+#[derive(Debug, Clone, Copy)]
+pub struct MemoryUse {
+    /// Resident memory when the call began, in bytes.
+    pub before: u64,
+    /// The highest resident memory during the call, in bytes.
+    pub peak: u64,
+}
+
+impl MemoryUse {
+    /// How far the call raised the process's resident memory, in bytes.
+    pub fn growth(&self) -> u64 {
+        self.peak.saturating_sub(self.before)
+    }
+}
+
+impl fmt::Display for MemoryUse {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "peak {:.1} MiB above the {:.1} MiB resident before",
+            self.growth() as f64 / 1048576.0,
+            self.before as f64 / 1048576.0
+        )
+    }
+}
+
+/// Why memory cannot be observed here.
+#[derive(Debug)]
+pub struct MemoryError {
+    what: &'static str,
+    source: std::io::Error,
+}
+
+impl fmt::Display for MemoryError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "cannot observe the peak memory ({}): {}; this needs Linux's /proc",
+            self.what, self.source
+        )
+    }
+}
+
+impl std::error::Error for MemoryError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        Some(&self.source)
+    }
+}
+
+/// Runs `work` and says how far it raised the process's resident memory at its peak.
+///
+/// ```
+/// use parcours::exercise::observe_memory;
+///
+/// let (_, small) = observe_memory(|| (0..1_000_000u64).sum::<u64>()).unwrap();
+/// let (_, big) = observe_memory(|| vec![1u8; 64 << 20].iter().map(|&b| b as u64).sum::<u64>()).unwrap();
+/// assert!(small.growth() < 8 << 20, "{small}");
+/// assert!(big.growth() >= 60 << 20, "{big}");
+/// ```
+pub fn observe_memory<R>(work: impl FnOnce() -> R) -> Result<(R, MemoryUse), MemoryError> {
+    std::fs::write("/proc/self/clear_refs", "5").map_err(|source| MemoryError {
+        what: "resetting the peak",
+        source,
+    })?;
+    let before = status_kib("VmRSS")?;
+    let result = work();
+    let peak = status_kib("VmHWM")?;
+    Ok((
+        result,
+        MemoryUse {
+            before: before * 1024,
+            peak: peak.max(before) * 1024,
+        },
+    ))
+}
+
+/// Runs the student's `work`, prints its peak memory and checks that it raised the
+/// process's resident memory by at most `limit` bytes.
+///
+/// # Panics
+/// When it went over, or when memory cannot be observed here.
+#[track_caller]
+pub fn check_memory_below<R>(what: &str, limit: u64, work: impl FnOnce() -> R) -> R {
+    let (result, used) = observe_memory(work).unwrap_or_else(|error| panic!("{error}"));
+    let below = used.growth() <= limit;
+    super::check_that(
+        &if below {
+            format!("{what} ({used})")
+        } else {
+            what.to_string()
+        },
+        below,
+        &format!(
+            "{used}, over the {:.1} MiB allowed: stream the data, or work chunk by chunk",
+            limit as f64 / 1048576.0
+        ),
+    );
+    result
+}
+
+fn status_kib(field: &'static str) -> Result<u64, MemoryError> {
+    let status = std::fs::read_to_string("/proc/self/status").map_err(|source| MemoryError {
+        what: "reading /proc/self/status",
+        source,
+    })?;
+    status
+        .lines()
+        .find_map(|line| line.strip_prefix(field)?.strip_prefix(':'))
+        .and_then(|rest| rest.trim().trim_end_matches("kB").trim().parse().ok())
+        .ok_or_else(|| MemoryError {
+            what: field,
+            source: std::io::Error::other(format!("no {field} line in /proc/self/status")),
+        })
+}

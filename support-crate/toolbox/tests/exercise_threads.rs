@@ -1,0 +1,132 @@
+//! The parallelism check against answers that do and do not split their work. Its own test
+//! binary, each test holding a lock: threads of other tests running meanwhile would be
+//! counted as the work's.
+
+use std::sync::Mutex;
+use std::time::Duration;
+
+use parcours::exercise::{check_parallel, observe_threads};
+use parcours::prelude::*;
+
+static ONE_AT_A_TIME: Mutex<()> = Mutex::new(());
+
+fn alone() -> std::sync::MutexGuard<'static, ()> {
+    ONE_AT_A_TIME
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
+fn spin(n: u64) -> u64 {
+    (0..n).fold(0u64, |a, i| a.wrapping_mul(31).wrapping_add(i ^ (a >> 7)))
+}
+
+const WORK: u64 = 30_000_000;
+
+#[test]
+fn sequential_work_is_not_parallel() {
+    let _alone = alone();
+    let (_, used) = observe_threads(4, || spin(std::hint::black_box(WORK)));
+    assert!(!used.parallel(), "{used}");
+    assert!(used.busiest_share() > 0.9, "{used}");
+}
+
+#[test]
+fn rayon_work_in_the_checks_pool_is_parallel() {
+    let _alone = alone();
+    let (_, used) = observe_threads(2, || {
+        (0..200u64)
+            .into_par_iter()
+            .map(|i| spin(std::hint::black_box(WORK / 200 + i)))
+            .reduce(|| 0, u64::wrapping_add)
+    });
+    assert!(used.parallel(), "{used}");
+    assert!(used.working_threads() >= 2, "{used}");
+}
+
+#[test]
+fn scoped_threads_that_end_are_counted() {
+    let _alone = alone();
+    let (_, used) = observe_threads(2, || {
+        std::thread::scope(|s| {
+            let a = s.spawn(|| spin(std::hint::black_box(WORK / 2)));
+            let b = s.spawn(|| spin(std::hint::black_box(WORK / 2)));
+            a.join().unwrap().wrapping_add(b.join().unwrap())
+        })
+    });
+    assert!(used.parallel(), "{used}");
+}
+
+#[test]
+fn many_short_threads_are_counted() {
+    let _alone = alone();
+    let (_, used) = observe_threads(2, || {
+        (0..8)
+            .map(|_| {
+                std::thread::scope(|s| {
+                    let a = s.spawn(|| spin(std::hint::black_box(WORK / 32)));
+                    let b = s.spawn(|| spin(std::hint::black_box(WORK / 32)));
+                    a.join().unwrap().wrapping_add(b.join().unwrap())
+                })
+            })
+            .fold(0, u64::wrapping_add)
+    });
+    assert!(used.total >= Duration::from_millis(5), "{used}");
+}
+
+#[test]
+fn one_spawned_thread_doing_everything_is_not_parallel() {
+    let _alone = alone();
+    let (_, used) = observe_threads(2, || {
+        std::thread::spawn(|| spin(std::hint::black_box(WORK)))
+            .join()
+            .unwrap()
+    });
+    assert!(!used.parallel(), "{used}");
+}
+
+#[test]
+fn busy_threads_outside_the_work_are_not_counted() {
+    let _alone = alone();
+    let stop = std::sync::atomic::AtomicBool::new(false);
+    std::thread::scope(|s| {
+        s.spawn(|| {
+            while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                std::hint::black_box(spin(1000));
+            }
+        });
+        std::thread::sleep(Duration::from_millis(20));
+        let (_, used) = observe_threads(2, || spin(std::hint::black_box(WORK)));
+        stop.store(true, std::sync::atomic::Ordering::Relaxed);
+        assert!(!used.parallel(), "{used}");
+    });
+}
+
+#[test]
+fn too_little_work_tells_nothing() {
+    let _alone = alone();
+    let (_, used) = observe_threads(2, || 1 + 1);
+    assert!(!used.parallel(), "{used}");
+}
+
+#[test]
+fn a_panicking_answer_panics_the_check_and_does_not_hang_it() {
+    let _alone = alone();
+    let refused = std::panic::catch_unwind(|| check_parallel("a stub", || -> u64 { todo!() }));
+    assert!(refused.is_err());
+}
+
+#[test]
+fn check_parallel_refuses_sequential_work() {
+    let _alone = alone();
+    let refused = std::panic::catch_unwind(|| {
+        check_parallel("sequential", || spin(std::hint::black_box(WORK)))
+    });
+    assert!(refused.is_err());
+    let accepted = check_parallel("rayon", || {
+        (0..200u64)
+            .into_par_iter()
+            .map(|i| spin(std::hint::black_box(WORK / 200 + i)))
+            .reduce(|| 0, u64::wrapping_add)
+    });
+    assert_ne!(accepted, 0);
+}
