@@ -58,7 +58,8 @@ impl std::error::Error for MemoryError {
 
 /// Runs `work` and says how far it raised the process's resident memory at its peak.
 ///
-/// ```
+/// ```standalone_crate
+/// // Its own process: the threads and memory of other doctests would count.
 /// use parcours::exercise::observe_memory;
 ///
 /// let (_, small) = observe_memory(|| (0..1_000_000u64).sum::<u64>()).unwrap();

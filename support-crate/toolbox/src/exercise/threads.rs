@@ -95,7 +95,8 @@ impl fmt::Display for ThreadUse {
 /// # Panics
 /// When the pool cannot be built, or the platform has no per-thread CPU clocks (not Linux).
 ///
-/// ```
+/// ```standalone_crate
+/// // Its own process: the threads and memory of other doctests would count.
 /// use parcours::prelude::*;
 /// use parcours::exercise::observe_threads;
 ///
