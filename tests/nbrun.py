@@ -34,10 +34,10 @@ A notebook runs in two modes:
 - `solutions`: every code cell in order, each exercise cell replaced by its solution's code;
   every cell must pass;
 - `stubs`: every code cell in order, as a student who has written nothing would run them;
-  every check must fail on the stub's `todo!()`. Then, in the same kernel, each of the
-  notebook's wrong answers (`tests/wrong_answers/NN-name.md`: answers that skip the technique,
-  see `wrong_answers`) runs in place of its exercise, followed by the exercise's check, which
-  must refuse it.
+  every check must fail on the stub's `todo!()`. Right after each check, each of its wrong
+  answers (`tests/wrong_answers/NN-name.md`: answers that skip the technique, see
+  `wrong_answers`) runs in place of the exercise, then the check again, which must refuse it;
+  then the stub runs again and the notebook goes on.
 
 Limits: a cell may run for `CELL_TIMEOUT_SMALL` seconds in small mode (`PARCOURS_SMALL`, as in
 the tests) and `CELL_TIMEOUT_FULL` otherwise; a notebook may set its own in its metadata,
@@ -354,8 +354,10 @@ class Runner:
         return failure
 
 
-def execute(path, mode="solutions", passes=1, kernel=KERNEL, on_cell=None, canary=True):
-    """Runs a notebook's cells for `mode`, `passes` times over in one kernel."""
+def execute(path, mode="solutions", passes=1, kernel=KERNEL, on_cell=None, canary=True,
+            answers=None):
+    """Runs a notebook's cells for `mode`, `passes` times over in one kernel. In `stubs` mode,
+    `answers` (default: the notebook's file in tests/wrong_answers/) are tried after checks."""
     path = Path(path)
     nb = nbformat.read(path, as_version=4)
     timeout = cell_timeout(nb)
@@ -372,7 +374,10 @@ def execute(path, mode="solutions", passes=1, kernel=KERNEL, on_cell=None, canar
     )
     run = Run(path, mode)
     cells = cells_for(nb, mode)
-    answers = wrong_answers(path) if mode == "stubs" else []
+    if mode != "stubs":
+        answers = []
+    elif answers is None:
+        answers = wrong_answers(path)
     # The canary runs as a cell of the notebook (nbclient stores outputs by index).
     nb.cells.append(nbformat.v4.new_code_cell(CANARY))
     canary_index = len(nb.cells) - 1
@@ -381,9 +386,7 @@ def execute(path, mode="solutions", passes=1, kernel=KERNEL, on_cell=None, canar
         memory = MemoryPeak(client.km.provisioner.pid)
         try:
             run_passes(run, nb, runner, cells, passes, timeout, canary_index, canary, on_cell,
-                       memory)
-            if answers and not run.aborted:
-                run_wrong_answers(run, nb, runner, answers, timeout, on_cell, memory)
+                       memory, answers)
         finally:
             memory.stop()
             run.memory_breakdown = memory.breakdown
@@ -412,14 +415,19 @@ def run_cell(run, nb, runner, index, timeout, on_cell, source=None, cell_role=No
     return result
 
 
-def run_passes(run, nb, runner, cells, passes, timeout, canary_index, canary, on_cell, memory):
+def run_passes(run, nb, runner, cells, passes, timeout, canary_index, canary, on_cell, memory,
+               answers=()):
     """Runs the cells `passes` times over, each pass followed by the canary; records each
-    cell's result and each pass's peak memory in `run`."""
+    cell's result and each pass's peak memory in `run`. In the first pass, right after each
+    exercise's check, its wrong `answers` run (see `try_wrong_answers`)."""
+    by_check = wrong_answers_by_check(nb, answers)
     for number in range(passes):
         results = []
         run.passes.append(results)
         for index, source in cells:
             results.append(run_cell(run, nb, runner, index, timeout, on_cell, source))
+            if number == 0 and index in by_check and not run.aborted:
+                try_wrong_answers(run, nb, runner, by_check[index], timeout, on_cell)
             if run.aborted:
                 run.peak_memory.append(memory.take())
                 return
@@ -432,22 +440,32 @@ def run_passes(run, nb, runner, cells, passes, timeout, canary_index, canary, on
                                           "this run"))
 
 
-def run_wrong_answers(run, nb, runner, answers, timeout, on_cell, memory):
-    """Runs each wrong answer in place of its exercise, then the exercise's check; records
-    (answer, the answer's result, the check's result) in `run.wrong`."""
+def wrong_answers_by_check(nb, answers):
+    """{check cell's index: [(exercise cell's index, wrong answer)...]}"""
     found = exercises(nb)
+    by_check = {}
     for answer in answers:
         if not 1 <= answer.exercise <= len(found):
             raise ValueError(f"a wrong answer for exercise {answer.exercise}: the notebook has "
                              f"{len(found)}")
         exercise, _, check = found[answer.exercise - 1]
+        by_check.setdefault(check, []).append((exercise, answer))
+    return by_check
+
+
+def try_wrong_answers(run, nb, runner, answers, timeout, on_cell):
+    """Runs each wrong answer in place of its exercise, then the exercise's check, while the
+    notebook's state is as the check left it (later cells may consume it); records (answer,
+    the answer's result, the check's result) in `run.wrong`. Then runs the exercise cell
+    again, so the rest of the notebook sees the stub as a student would."""
+    for exercise, answer in answers:
         ran = run_cell(run, nb, runner, exercise, timeout, on_cell, answer.code, "wrong answer")
+        check = next(c for e, _, c in exercises(nb) if e == exercise)
         checked = None if run.aborted else run_cell(run, nb, runner, check, timeout, on_cell)
         run.wrong.append((answer, ran, checked))
         if run.aborted:
-            break
-    if run.peak_memory:
-        run.peak_memory[-1] = max(run.peak_memory[-1], memory.take())
+            return
+    run_cell(run, nb, runner, exercise, timeout, on_cell, cell_role="stub again")
 
 
 def refused(run):

@@ -7,7 +7,7 @@ from pathlib import Path
 import nbformat
 
 from conftest import REPO
-from nbrun import COURSE_TYPES, KERNEL, execute
+from nbrun import COURSE_TYPES, KERNEL, WrongAnswer, execute, refused
 
 
 def notebook(tmp_path, cells, **course):
@@ -124,3 +124,41 @@ def test_the_runner_knows_every_displayable_course_type():
             if "fn evcxr_display" in line and owner:
                 displayable.add(owner)
     assert displayable == set(COURSE_TYPES)
+
+
+def exercise_notebook(tmp_path):
+    """A notebook with one exercise in the course's pattern, and a cell after it."""
+    nb = nbformat.v4.new_notebook()
+    nb.metadata.kernelspec = {"name": KERNEL, "display_name": "Rust (parcours)", "language": "rust"}
+    stub = nbformat.v4.new_code_cell("fn double(x: u64) -> u64 {\n    todo!()\n}")
+    stub.metadata.tags = ["exercise"]
+    solution = nbformat.v4.new_markdown_cell(
+        "<details><summary>Solution</summary>\n\n```rust\nfn double(x: u64) -> u64 {\n"
+        "    x * 2\n}\n```\n\n</details>")
+    solution.metadata.tags = ["solution"]
+    checks = nbformat.v4.new_code_cell('check("double 21", &double(21), &42);')
+    checks.metadata.tags = ["check"]
+    nb.cells = [nbformat.v4.new_code_cell("let before = 1;"), stub, solution, checks,
+                nbformat.v4.new_code_cell('println!("{}", before + 1);')]
+    path = tmp_path / "exercise-test.ipynb"
+    nbformat.write(nb, path)
+    return path
+
+
+def test_solutions_replace_the_stub_and_wrong_answers_are_judged(tmp_path):
+    path = exercise_notebook(tmp_path)
+    solved = execute(path, "solutions")
+    assert not solved.failures(), solved.describe(solved.failures())
+    assert [c.role for c in solved.passes[0]][:3] == [None, "exercise", "check"]
+
+    answers = [WrongAnswer(1, "adds", "fn double(x: u64) -> u64 { x + 2 }"),
+               WrongAnswer(1, "right after all", "fn double(x: u64) -> u64 { x * 2 }"),
+               WrongAnswer(1, "does not compile", "fn double(x: u64) -> u64 { x * }")]
+    run = execute(path, "stubs", answers=answers)
+    check = next(c for c in run.passes[0] if c.role == "check")
+    assert "not yet implemented" in check.failure
+    assert not run.passes[0][-1].failed, "the cell after the exercise runs on"
+    problems = refused(run)
+    assert len(problems) == 2, problems
+    assert "'right after all': the check accepted it" in problems[0]
+    assert "'does not compile': the wrong answer itself failed" in problems[1]
