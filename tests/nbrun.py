@@ -482,6 +482,10 @@ def refused(run):
             problems.append(f"{what}: the check accepted it")
         elif "not yet implemented" in checked.failure:
             problems.append(f"{what}: the check failed on a todo!(), not on the wrong answer")
+        elif "check failed:" not in checked.failure:
+            # A compile error or an unwrap: the check broke instead of judging the answer.
+            problems.append(f"{what}: no check refused it; the check cell failed otherwise:\n"
+                            f"{checked.failure.strip()[:800]}")
     return problems
 
 
