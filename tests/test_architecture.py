@@ -93,7 +93,8 @@ def test_the_course_programs_link_only_their_modules_crate():
     assert binaries == {"parcours-worker": "parcours-limits",
                         "parcours-manager": "parcours-cluster",
                         "parcours-cluster-worker": "parcours-cluster",
-                        "parcours-pipe-worker": "parcours-cluster"}
+                        "parcours-pipe-worker": "parcours-cluster",
+                        "parcours-shared-counter": "parcours-cluster"}
     tree = subprocess.run(["cargo", "tree", "-p", "parcours-limits", "-p", "parcours-cluster",
                            "--edges", "normal", "--prefix", "none"], cwd=REPO,
                           capture_output=True, text=True, check=True).stdout

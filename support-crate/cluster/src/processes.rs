@@ -25,6 +25,8 @@ use crate::cluster::{ClusterBinaries, ClusterError, PrimeCount, PrimeRange, spaw
 
 /// The pipe worker's binary name.
 pub const PIPE_WORKER_BIN: &str = "parcours-pipe-worker";
+/// The shared counter's binary name (notebook 24: locks and memory between processes).
+pub const SHARED_COUNTER_BIN: &str = "parcours-shared-counter";
 
 /// What went wrong with a pool or one of its workers, with a message that says what to do.
 #[derive(Debug, thiserror::Error)]
@@ -33,7 +35,7 @@ pub enum PoolError {
     /// The course's binaries could not be found or built.
     #[error(transparent)]
     Binaries(#[from] ClusterError),
-    /// The pipe worker is not beside the other binaries.
+    /// A course program (the pipe worker, the shared counter) is not beside the other binaries.
     #[error("{} does not exist: run `./course setup`, which builds every binary", .path.display())]
     MissingWorker {
         /// Where it should be.
@@ -114,12 +116,25 @@ pub enum PoolError {
 /// [`PoolError::Binaries`] when the binaries cannot be found or built,
 /// [`PoolError::MissingWorker`] when the pipe worker is not among them.
 pub fn pipe_worker() -> Result<PathBuf, PoolError> {
+    course_program(PIPE_WORKER_BIN)
+}
+
+/// The `parcours-shared-counter` executable (a counter that processes share through a file,
+/// unlocked, under a file lock, or in shared memory), found as [`pipe_worker`] is.
+///
+/// # Errors
+/// As [`pipe_worker`].
+pub fn shared_counter() -> Result<PathBuf, PoolError> {
+    course_program(SHARED_COUNTER_BIN)
+}
+
+fn course_program(name: &str) -> Result<PathBuf, PoolError> {
     let binaries = ClusterBinaries::locate()?;
     let directory = binaries
         .worker
         .parent()
         .expect("a binary lives in a directory");
-    let path = directory.join(PIPE_WORKER_BIN);
+    let path = directory.join(name);
     if path.is_file() {
         Ok(path)
     } else {
