@@ -427,7 +427,7 @@ def run_passes(run, nb, runner, cells, passes, timeout, canary_index, canary, on
         for index, source in cells:
             results.append(run_cell(run, nb, runner, index, timeout, on_cell, source))
             if number == 0 and index in by_check and not run.aborted:
-                try_wrong_answers(run, nb, runner, by_check[index], timeout, on_cell)
+                try_wrong_answers(run, nb, runner, index, by_check[index], timeout, on_cell)
             if run.aborted:
                 run.peak_memory.append(memory.take())
                 return
@@ -453,14 +453,13 @@ def wrong_answers_by_check(nb, answers):
     return by_check
 
 
-def try_wrong_answers(run, nb, runner, answers, timeout, on_cell):
-    """Runs each wrong answer in place of its exercise, then the exercise's check, while the
+def try_wrong_answers(run, nb, runner, check, answers, timeout, on_cell):
+    """Runs each wrong answer in place of its exercise, then the `check` cell, while the
     notebook's state is as the check left it (later cells may consume it); records (answer,
     the answer's result, the check's result) in `run.wrong`. Then runs the exercise cell
     again, so the rest of the notebook sees the stub as a student would."""
     for exercise, answer in answers:
         ran = run_cell(run, nb, runner, exercise, timeout, on_cell, answer.code, "wrong answer")
-        check = next(c for e, _, c in exercises(nb) if e == exercise)
         checked = None if run.aborted else run_cell(run, nb, runner, check, timeout, on_cell)
         run.wrong.append((answer, ran, checked))
         if run.aborted:
