@@ -1,11 +1,11 @@
-//! The parallelism check against answers that do and do not split their work. Its own test
-//! binary, each test holding a lock: threads of other tests running meanwhile would be
-//! counted as the work's.
+//! The checks that observe how an answer ran, against answers that do and do not use the
+//! technique. Their own test binary, each test holding a lock: the threads and the memory of
+//! other tests running meanwhile would be counted as the work's.
 
 use std::sync::Mutex;
 use std::time::Duration;
 
-use parcours::exercise::{check_parallel, observe_threads};
+use parcours::exercise::{check_memory_below, check_parallel, observe_memory, observe_threads};
 use parcours::prelude::*;
 
 static ONE_AT_A_TIME: Mutex<()> = Mutex::new(());
@@ -129,4 +129,32 @@ fn check_parallel_refuses_sequential_work() {
             .reduce(|| 0, u64::wrapping_add)
     });
     assert_ne!(accepted, 0);
+}
+
+#[test]
+fn memory_growth_is_the_calls_own() {
+    let _alone = alone();
+    let (sum, eager) = observe_memory(|| {
+        let all: Vec<u64> = (0..8_000_000u64).collect(); // 64 MB at once
+        all.iter().sum::<u64>()
+    })
+    .unwrap();
+    let (streamed_sum, streamed) = observe_memory(|| (0..8_000_000u64).sum::<u64>()).unwrap();
+    assert_eq!(sum, streamed_sum);
+    assert!(eager.growth() >= 60 << 20, "{eager}");
+    assert!(streamed.growth() < 8 << 20, "{streamed}");
+}
+
+#[test]
+fn check_memory_below_refuses_an_eager_answer() {
+    let _alone = alone();
+    let eager = std::panic::catch_unwind(|| {
+        check_memory_below("under 16 MB", 16 << 20, || {
+            let all: Vec<u64> = (0..8_000_000u64).collect();
+            all.iter().sum::<u64>()
+        })
+    });
+    assert!(eager.is_err());
+    let streamed = check_memory_below("under 16 MB", 16 << 20, || (0..8_000_000u64).sum::<u64>());
+    assert_eq!(streamed, 8_000_000 * 7_999_999 / 2);
 }
