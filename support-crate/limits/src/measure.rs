@@ -340,18 +340,34 @@ fn calibrate(mut f: impl FnMut(usize), target: Duration) -> usize {
 pub struct DiskSpeed {
     /// Sequential write in 1 MiB blocks, then `fsync`, in bytes/s.
     pub sequential_write: f64,
-    /// Sequential read of the same file, in bytes/s. Fresh from the writing, the file is
-    /// likely still in the operating system's page cache: this is often memory speed.
+    /// Sequential read of the same file, in bytes/s, from where [`DiskSpeed::reads_from`] says.
     pub sequential_read: f64,
-    /// Random 4 KiB reads in the file, per second (page cache too).
+    /// Random 4 KiB reads in the file, per second.
     pub random_reads: f64,
     /// One 4 KiB write followed by `fsync`: the time to make data durable.
     pub fsync: Duration,
+    /// Whether the reads reached the device or came from the page cache.
+    pub reads_from: ReadsFrom,
+}
+
+/// Where the reads of [`disk`] came from.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ReadsFrom {
+    /// The file system, bypassing the page cache (`O_DIRECT`): on a disk, the device itself
+    /// (on a tmpfs, which lives in memory, memory all the same).
+    Direct,
+    /// The operating system's page cache (memory): the file system refused `O_DIRECT`, so a
+    /// file just written is read from memory.
+    PageCache,
 }
 
 impl DiskSpeed {
     /// A table with units.
     pub fn to_table(&self) -> Table {
+        let from = match self.reads_from {
+            ReadsFrom::Direct => "O_DIRECT, past the page cache",
+            ReadsFrom::PageCache => "the page cache: O_DIRECT refused here",
+        };
         Table::new(["", "measured"])
             .title("Disk (a file in the folder given)")
             .row([
@@ -359,11 +375,11 @@ impl DiskSpeed {
                 &format_si(self.sequential_write, "B/s"),
             ])
             .row([
-                "sequential read (page cache)",
+                format!("sequential read ({from})").as_str(),
                 &format_si(self.sequential_read, "B/s"),
             ])
             .row([
-                "random 4 KiB reads (page cache)",
+                format!("random 4 KiB reads ({from})").as_str(),
                 &format_si(self.random_reads, "reads/s"),
             ])
             .row([
@@ -411,27 +427,22 @@ fn measure_disk(path: &Path, bytes: usize) -> std::io::Result<DiskSpeed> {
     file.sync_all()?;
     let sequential_write = (blocks * BLOCK) as f64 / start.elapsed().as_secs_f64();
 
-    let mut buffer = vec![0u8; BLOCK];
-    file.seek(SeekFrom::Start(0))?;
-    let start = Instant::now();
-    for _ in 0..blocks {
-        file.read_exact(&mut buffer)?;
-    }
-    let sequential_read = (blocks * BLOCK) as f64 / start.elapsed().as_secs_f64();
-
-    let reads = 2_000;
+    // Reads bypass the page cache where the file system allows it (O_DIRECT: aligned buffers
+    // and offsets), else they come from memory, and the result says which.
     let pages = (blocks * BLOCK / 4096) as u64;
-    let mut page = [0u8; 4096];
-    let mut state = 0x2545_F491_4F6C_DD1Du64;
-    let start = Instant::now();
-    for _ in 0..reads {
-        state ^= state << 13;
-        state ^= state >> 7;
-        state ^= state << 17;
-        file.seek(SeekFrom::Start((state % pages) * 4096))?;
-        file.read_exact(&mut page)?;
-    }
-    let random_reads = reads as f64 / start.elapsed().as_secs_f64();
+    let mut aligned = vec![0u8; BLOCK + 4096];
+    let start_at = aligned.as_ptr().align_offset(4096);
+    let buffer = &mut aligned[start_at..start_at + BLOCK];
+    let (sequential_read, random_reads, reads_from) = match open_direct(path)
+        .and_then(|mut direct| read_speeds(&mut direct, blocks, pages, buffer))
+    {
+        Ok((sequential, random)) => (sequential, random, ReadsFrom::Direct),
+        Err(_) => {
+            let (sequential, random) = read_speeds(&mut file, blocks, pages, buffer)?;
+            (sequential, random, ReadsFrom::PageCache)
+        }
+    };
+    let page = [0u8; 4096];
 
     let syncs = 20;
     let start = Instant::now();
@@ -446,7 +457,49 @@ fn measure_disk(path: &Path, bytes: usize) -> std::io::Result<DiskSpeed> {
         sequential_read,
         random_reads,
         fsync,
+        reads_from,
     })
+}
+
+#[cfg(target_os = "linux")]
+fn open_direct(path: &Path) -> std::io::Result<std::fs::File> {
+    use std::os::unix::fs::OpenOptionsExt;
+    OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_DIRECT)
+        .open(path)
+}
+
+#[cfg(not(target_os = "linux"))]
+fn open_direct(_: &Path) -> std::io::Result<std::fs::File> {
+    Err(std::io::Error::other("O_DIRECT is Linux's"))
+}
+
+/// Sequential reads of `blocks` blocks of `buffer`'s size, then 2 000 random 4 KiB reads:
+/// (bytes/s, reads/s).
+fn read_speeds(
+    file: &mut std::fs::File,
+    blocks: usize,
+    pages: u64,
+    buffer: &mut [u8],
+) -> std::io::Result<(f64, f64)> {
+    file.seek(SeekFrom::Start(0))?;
+    let start = Instant::now();
+    for _ in 0..blocks {
+        file.read_exact(buffer)?;
+    }
+    let sequential = (blocks * buffer.len()) as f64 / start.elapsed().as_secs_f64();
+    let reads = 2_000;
+    let mut state = 0x2545_F491_4F6C_DD1Du64;
+    let start = Instant::now();
+    for _ in 0..reads {
+        state ^= state << 13;
+        state ^= state >> 7;
+        state ^= state << 17;
+        file.seek(SeekFrom::Start((state % pages) * 4096))?;
+        file.read_exact(&mut buffer[..4096])?;
+    }
+    Ok((sequential, reads as f64 / start.elapsed().as_secs_f64()))
 }
 
 /// The roofline of a machine: attainable FLOP/s = min(peak, arithmetic intensity × bandwidth).
@@ -531,6 +584,21 @@ mod tests {
         }
         assert_eq!(i, 0);
         assert!(seen.iter().all(|&s| s));
+    }
+
+    #[test]
+    fn disk_reads_say_where_they_came_from() {
+        let speed = disk(&std::env::temp_dir(), 4 << 20).unwrap();
+        assert!(
+            speed.sequential_read > 0.0 && speed.random_reads > 0.0,
+            "{speed:?}"
+        );
+        let shown = speed.to_table().to_html();
+        let said = match speed.reads_from {
+            ReadsFrom::Direct => "O_DIRECT, past the page cache",
+            ReadsFrom::PageCache => "the page cache",
+        };
+        assert!(shown.contains(said), "{shown}");
     }
 
     #[test]
