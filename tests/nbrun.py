@@ -125,6 +125,7 @@ class Run:
     peak_memory: list = field(default_factory=list)  # bytes (PSS) per pass, see MemoryPeak
     memory_breakdown: dict = field(default_factory=dict)  # at the run's highest sample
     wrong: list = field(default_factory=list)  # (WrongAnswer, its CellResult, the check's)
+    wrong_answers_peak: int = 0  # bytes (PSS) while wrong answers and their checks ran
 
     def failures(self, roles=None):
         return [c for cells in self.passes for c in cells
@@ -424,14 +425,17 @@ def run_passes(run, nb, runner, cells, passes, timeout, canary_index, canary, on
     for number in range(passes):
         results = []
         run.passes.append(results)
+        peak = 0  # of the pass's own cells: a student never runs the wrong answers
         for index, source in cells:
             results.append(run_cell(run, nb, runner, index, timeout, on_cell, source))
             if number == 0 and index in by_check and not run.aborted:
+                peak = max(peak, memory.take())
                 try_wrong_answers(run, nb, runner, index, by_check[index], timeout, on_cell)
+                run.wrong_answers_peak = max(run.wrong_answers_peak, memory.take())
             if run.aborted:
-                run.peak_memory.append(memory.take())
+                run.peak_memory.append(max(peak, memory.take()))
                 return
-        run.peak_memory.append(memory.take())
+        run.peak_memory.append(max(peak, memory.take()))
         if canary:
             if runner.run(nb.cells[canary_index], canary_index, timeout) is None:
                 results.append(CellResult(-1, "canary", CANARY, 0.0,
@@ -504,6 +508,9 @@ def main():
             f"{peak / 2**20:.0f} MiB" for peak in run.peak_memory) + "; at the highest: " + ", ".join(
             f"{name} {size / 2**20:.0f} MiB" for name, size in sorted(
                 run.memory_breakdown.items(), key=lambda part: -part[1])), flush=True)
+        if run.wrong:
+            print(f"  {len(run.wrong)} wrong answers tried; meanwhile the peak was "
+                  f"{run.wrong_answers_peak / 2**20:.0f} MiB", flush=True)
         failed = run.failures()
         if args.mode == "solutions" and failed:
             ok = False
