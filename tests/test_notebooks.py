@@ -44,7 +44,9 @@ def within_memory_budget(path, run):
     assert budget <= MEMORY_CEILING_MIB * 2**20, f"a budget over {MEMORY_CEILING_MIB} MiB"
     assert peak * 2**20 <= budget, (
         f"one pass ({run.mode}) peaked at {peak:.0f} MiB (PSS of the kernel and every process "
-        f"under it), over the notebook's budget of {budget // 2**20} MiB")
+        f"under it), over the notebook's budget of {budget // 2**20} MiB; at the run's highest "
+        "sample: " + ", ".join(f"{name} {size / 2**20:.0f} MiB" for name, size in sorted(
+            run.memory_breakdown.items(), key=lambda part: -part[1])))
 
 
 def test_there_are_notebooks():
