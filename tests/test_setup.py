@@ -223,6 +223,14 @@ def wait_for(predicate, timeout, step=0.5):
 STOPS = {"ctrl-c": signal.SIGINT, "closed-terminal": signal.SIGHUP}
 
 
+def as_in_a_terminal():
+    """Ctrl-C and a closing terminal reach a program started from a terminal. A test run started
+    in the background (`nohup`, `cmd &` from a script) ignores them, and a shell that starts
+    with a signal ignored cannot trap it: give the server the dispositions a terminal gives."""
+    for number in (signal.SIGINT, signal.SIGHUP):
+        signal.signal(number, signal.SIG_DFL)
+
+
 @pytest.mark.parametrize("stop", ["file-shut-down", *STOPS])
 def test_open_serves_jupyterlab_on_loopback_behind_a_token_and_stops_cleanly(tmp_path, stop):
     """`stop`: JupyterLab's File > Shut Down, or a signal to the terminal's process group:
@@ -234,7 +242,7 @@ def test_open_serves_jupyterlab_on_loopback_behind_a_token_and_stops_cleanly(tmp
         server = subprocess.Popen(
             [str(COURSE), "open", f"--ServerApp.port={port}", "--ServerApp.port_retries=0"],
             cwd=REPO, env=env, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-            start_new_session=True)
+            start_new_session=True, preexec_fn=as_in_a_terminal)
     url = re.compile(rf"http://127\.0\.0\.1:{port}/\S*\?token=(\w+)")
     servers = set()
     try:
