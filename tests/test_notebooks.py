@@ -159,7 +159,7 @@ def test_every_check_fails_with_the_stubs(path):
     # The checks fail because the stubs panic, not because something else broke.
     for check in checks:
         assert "not yet implemented" in check.failure, run.describe([check])
-    # Then each wrong answer, in place of its exercise: its check must refuse it.
+    # After each check, its wrong answers ran in place of the exercise: it must refuse them.
     assert len(run.wrong) == len(wrong_answers(path))
     problems = refused(run)
     assert not problems, "\n".join(problems)
