@@ -30,7 +30,8 @@
 //! - [`chart`] — inline SVG charts: lines, points, bars, log scales, several series.
 //! - [`display`] — tables and HTML through the kernel's display protocol; human-readable units.
 //! - [`progress`] — progress lines for long work (the kernel streams stdout line by line).
-//! - [`exercise`] — checks that compare a student's answer with the reference and say what differed.
+//! - [`exercise`] — checks that compare a student's answer with the reference and say what differed,
+//!   and that watch how it ran: CPU time per thread, peak memory.
 //! - [`notebook`] — what the course kernel runs at start-up (a clear message for panics).
 //!
 //! Libraries re-exported, so that cells share one copy of each. The course kernel also gives
