@@ -5,8 +5,9 @@
 //! two threads (so rayon code is split even where the machine has one core), and reads the
 //! CPU clock of every thread of the process, every half millisecond and at the end. The
 //! work's threads are the pool's and those born during the call: threads that the work
-//! spawns and joins itself (`std::thread::scope`) are seen while they live, and the CPU time
-//! of threads that lived between two looks is counted as one more thread.
+//! spawns and joins itself (`std::thread::scope`) are seen while they live; the CPU time of
+//! threads that lived between two looks fills as few threads as it can, none holding more
+//! than the call's duration.
 //!
 //! **The rule** ([`ThreadUse::parallel`]): the work ran in parallel when it used at least
 //! [`MIN_CPU`] of CPU time and its busiest thread did at most [`BUSIEST_SHARE`] (3/4) of it,
@@ -146,10 +147,16 @@ pub fn observe_threads<R: Send>(threads: usize, work: impl FnOnce() -> R + Send)
             .map(|(_, cpu)| *cpu)
             .sum();
         let counted: Duration = threads.iter().sum();
-        // Threads that began and ended between two looks: counted as one.
-        let unseen = everyone.saturating_sub(others).saturating_sub(counted);
+        // Threads that began and ended between two looks: a thread cannot use more CPU time
+        // than the call lasted, so their time fills as few threads as it can (the busiest
+        // share this allows is the largest).
+        let mut unseen = everyone.saturating_sub(others).saturating_sub(counted);
         if unseen > everyone / 50 {
-            threads.push(unseen);
+            while !unseen.is_zero() {
+                let one = unseen.min(wall.max(Duration::from_micros(1)));
+                threads.push(one);
+                unseen -= one;
+            }
         }
         threads.sort_unstable_by(|a, b| b.cmp(a));
         threads.retain(|t| !t.is_zero());
