@@ -15,8 +15,8 @@
 //! ```
 //!
 //! Some checks observe *how* an answer ran, not only what it returned: [`check_parallel`]
-//! (CPU time per thread, see [`threads`]) and [`check_memory_below`] (the call's peak memory,
-//! see [`memory`]). Module 3's crate counts GPU dispatches (`parcours_gpu::gpu::dispatches`).
+//! (CPU time per thread, see [`threads`]), [`check_processes`] (the child processes that did the
+//! work, see [`processes`]) and [`check_memory_below`] (the call's peak memory, see [`memory`]). Module 3's crate counts GPU dispatches (`parcours_gpu::gpu::dispatches`).
 //!
 //! A failing check panics:
 //!
@@ -28,9 +28,11 @@
 use std::fmt::Debug;
 
 pub mod memory;
+pub mod processes;
 pub mod threads;
 
 pub use memory::{MemoryUse, check_memory_below, observe_memory};
+pub use processes::{ProcessUse, check_processes, observe_processes};
 pub use threads::{ThreadUse, check_parallel, observe_threads};
 
 const PASS: &str = "\x1b[32m✔\x1b[0m";

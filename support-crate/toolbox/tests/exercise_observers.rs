@@ -1,11 +1,16 @@
 //! The checks that observe how an answer ran, against answers that do and do not use the
-//! technique. Their own test binary, each test holding a lock: the threads and the memory of
-//! other tests running meanwhile would be counted as the work's.
+//! technique. Their own test binary, each test holding a lock: the threads, children and memory
+//! of other tests running meanwhile would be counted as the work's.
 
 use std::sync::Mutex;
 use std::time::Duration;
 
-use parcours::exercise::{check_memory_below, check_parallel, observe_memory, observe_threads};
+use std::process::{Child, Command};
+
+use parcours::exercise::{
+    check_memory_below, check_parallel, check_processes, observe_memory, observe_processes,
+    observe_threads,
+};
 use parcours::prelude::*;
 
 static ONE_AT_A_TIME: Mutex<()> = Mutex::new(());
@@ -157,4 +162,77 @@ fn check_memory_below_refuses_an_eager_answer() {
     assert!(eager.is_err());
     let streamed = check_memory_below("under 16 MB", 16 << 20, || (0..8_000_000u64).sum::<u64>());
     assert_eq!(streamed, 8_000_000 * 7_999_999 / 2);
+}
+
+/// A child process that computes for about a tenth of a second (a shell's loop).
+fn busy_child() -> Child {
+    Command::new("sh")
+        .args(["-c", "i=0; while [ $i -lt 150000 ]; do i=$((i+1)); done"])
+        .spawn()
+        .expect("sh")
+}
+
+fn idle_child() -> Child {
+    Command::new("sleep").arg("0.3").spawn().expect("sleep")
+}
+
+fn wait_all(children: Vec<Child>) {
+    for mut child in children {
+        child.wait().unwrap();
+    }
+}
+
+#[test]
+fn children_working_side_by_side_are_parallel_processes() {
+    let _alone = alone();
+    let (_, used) = observe_processes(|| wait_all(vec![busy_child(), busy_child(), busy_child()]));
+    assert!(used.parallel(), "{used}");
+    assert_eq!(used.children.len(), 3, "{used}");
+    assert!(used.most_at_once >= 2, "{used}");
+}
+
+#[test]
+fn children_one_after_another_are_not_parallel() {
+    let _alone = alone();
+    let (_, used) = observe_processes(|| {
+        for _ in 0..3 {
+            wait_all(vec![busy_child()]);
+        }
+    });
+    assert_eq!(used.most_at_once, 1, "{used}");
+    assert!(!used.parallel(), "{used}");
+    assert!(used.shortfall().unwrap().contains("alive at once"));
+}
+
+#[test]
+fn work_done_in_this_process_beside_idle_children_is_not_theirs() {
+    let _alone = alone();
+    let (_, used) = observe_processes(|| {
+        let children = vec![idle_child(), idle_child()];
+        std::hint::black_box(spin(WORK * 2));
+        wait_all(children);
+    });
+    assert!(!used.parallel(), "{used}");
+    assert!(used.children_share() < 0.5, "{used}");
+}
+
+#[test]
+fn one_busy_child_beside_an_idle_one_is_not_parallel() {
+    let _alone = alone();
+    let (_, used) = observe_processes(|| wait_all(vec![busy_child(), idle_child()]));
+    assert!(used.most_at_once >= 2, "{used}");
+    assert!(!used.parallel(), "{used}");
+    assert!(used.busiest_share() > 0.75, "{used}");
+}
+
+#[test]
+fn check_processes_refuses_work_done_in_threads() {
+    let _alone = alone();
+    let threads = std::panic::catch_unwind(|| {
+        check_processes("in processes", || {
+            (0..64u64).into_par_iter().map(|i| spin(WORK / 64 + i)).reduce(|| 0, u64::wrapping_add)
+        })
+    });
+    assert!(threads.is_err());
+    check_processes("in processes", || wait_all(vec![busy_child(), busy_child()]));
 }

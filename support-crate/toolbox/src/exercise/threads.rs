@@ -305,8 +305,13 @@ fn thread_cpu(tid: i32) -> Option<Duration> {
     clock((!tid << 3) | 6)
 }
 
-fn process_cpu() -> Duration {
+pub(super) fn process_cpu() -> Duration {
     clock(libc::CLOCK_PROCESS_CPUTIME_ID).expect("the process's CPU clock")
+}
+
+/// The calling thread's CPU time.
+pub(super) fn current_thread_cpu() -> Duration {
+    clock(libc::CLOCK_THREAD_CPUTIME_ID).expect("the thread's CPU clock")
 }
 
 fn clock(id: libc::clockid_t) -> Option<Duration> {
