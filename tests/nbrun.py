@@ -522,9 +522,16 @@ def main():
                 ok = False
                 print("checks that pass without a solution, or a run the runner cannot vouch "
                       f"for ({run.aborted or 'not aborted'}):\n" + run.describe(passing + canaries))
-            for problem in refused(run):
+            problems = refused(run)
+            for problem in problems:
                 ok = False
                 print("  wrong answer not refused: " + problem)
+            if not problems:
+                # Which check said no to each: the author sees that it is the intended one.
+                for answer, _, checked in run.wrong:
+                    said = re.search(r"check failed: ([^\n]*)", checked.failure)
+                    print(f"  exercise {answer.exercise}, {answer.name!r}: refused by "
+                          f"{said.group(1)!r}", flush=True)
     sys.exit(0 if ok else 1)
 
 
