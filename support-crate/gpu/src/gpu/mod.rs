@@ -161,6 +161,24 @@ pub fn dispatches() -> u64 {
 
 static DISPATCHES: AtomicU64 = AtomicU64::new(0);
 
+/// Bytes copied between the host and the GPU since the kernel started, both ways
+/// ([`Gpu::upload`], [`Gpu::write`], [`Gpu::download`]): a check can tell an answer that
+/// keeps its data on the GPU from one that sends it back and forth.
+///
+/// ```
+/// let gpu = parcours_gpu::gpu::gpu().expect("a Vulkan driver");
+/// let before = parcours_gpu::gpu::transferred();
+/// let buffer = gpu.upload(&[1.0f32; 256]);
+/// gpu.download(&buffer).unwrap();
+/// // At least: doctests running beside this one may move data too.
+/// assert!(parcours_gpu::gpu::transferred() - before >= 2 * 256 * 4);
+/// ```
+pub fn transferred() -> u64 {
+    TRANSFERRED.load(Ordering::Relaxed)
+}
+
+static TRANSFERRED: AtomicU64 = AtomicU64::new(0);
+
 /// Every Vulkan adapter of this machine, best first (see [`Gpu::open`] for the order).
 pub fn adapters() -> Vec<wgpu::AdapterInfo> {
     let mut all: Vec<_> = pollster::block_on(instance().enumerate_adapters(wgpu::Backends::VULKAN))
@@ -356,6 +374,7 @@ impl Gpu {
     pub fn upload<T: Pod>(&self, data: &[T]) -> GpuBuffer<T> {
         // wgpu refuses empty bindings: keep at least 4 bytes.
         let bytes: &[u8] = bytemuck::cast_slice(data);
+        TRANSFERRED.fetch_add(bytes.len() as u64, Ordering::Relaxed);
         let padded;
         let contents = if bytes.len() < 4 {
             padded = [bytes, &[0u8; 4][bytes.len()..]].concat();
@@ -400,6 +419,7 @@ impl Gpu {
             data.len(),
             "write: the buffer and the data differ in length"
         );
+        TRANSFERRED.fetch_add(size_of_val(data) as u64, Ordering::Relaxed);
         self.queue
             .write_buffer(&buffer.buffer, 0, bytemuck::cast_slice(data));
     }
@@ -410,6 +430,7 @@ impl Gpu {
         if bytes == 0 {
             return Ok(Vec::new());
         }
+        TRANSFERRED.fetch_add(bytes, Ordering::Relaxed);
         let staging = self.device.create_buffer(&wgpu::BufferDescriptor {
             label: None,
             size: bytes.next_multiple_of(4),
