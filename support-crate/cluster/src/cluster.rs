@@ -11,8 +11,9 @@
 //!   frames after it travel in clear, so anyone on the path can read them, and alter them.
 //!   Hence loopback by default: [`ManagerConfig::allow_remote`] (`--allow-remote`) is for a
 //!   network you trust, or for a manager reached through an SSH tunnel or WireGuard.
-//! - Proxies are typed and blocking: [`QueueProxy<T>`], [`MapProxy<K, V>`], [`CounterProxy`];
-//!   values travel as JSON. They may be called from async code too (each call then waits on a
+//! - Proxies are typed and blocking: [`QueueProxy<T>`], [`MapProxy<K, V>`], [`CounterProxy`],
+//!   and [`ObjectProxy<T>`] for a type of your own that the manager was built with
+//!   ([`Shared`], [`ManagerConfig::register`]); values travel as JSON. They may be called from async code too (each call then waits on a
 //!   thread of its own); a refusal is a typed [`Refusal`].
 //! - A task taken from a queue is *leased*: it goes back to the queue if its worker does not
 //!   acknowledge it in time or its connection closes, and result maps ignore duplicates, so a
@@ -52,13 +53,15 @@ mod client;
 pub mod launch;
 mod manager;
 mod protocol;
+mod registry;
 mod worker;
 
 pub use auth::{KEY_ENV, MIN_KEY_BYTES, SharedKey, authenticate};
-pub use client::{Client, CounterProxy, DEFAULT_LEASE, MapProxy, QueueProxy};
+pub use client::{Client, CounterProxy, DEFAULT_LEASE, MapProxy, ObjectProxy, QueueProxy};
 pub use launch::{ClusterBinaries, LocalCluster, StopReport, spawn_tied};
 pub use manager::{MAX_LEASE, MAX_WAIT, Manager, ManagerConfig};
 pub use protocol::{MAX_FRAME_BYTES, Refusal};
+pub use registry::Shared;
 pub use worker::{PrimeCount, PrimeRange, WorkerOptions, WorkerReport, run_worker};
 
 /// What went wrong, with a message that says what to do about it.

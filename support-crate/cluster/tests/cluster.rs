@@ -409,3 +409,135 @@ fn children_die_with_their_parent() {
         pids.iter().filter(|&&pid| alive(pid)).collect::<Vec<_>>()
     );
 }
+
+/// A type of the test's own, registered with an in-process manager.
+#[derive(Default)]
+struct Tally(u64);
+
+#[derive(serde::Serialize, serde::Deserialize)]
+enum TallyRequest {
+    Add(u64),
+    Total,
+}
+
+impl parcours_cluster::cluster::Shared for Tally {
+    type Request = TallyRequest;
+    type Reply = u64;
+    fn serve(&mut self, request: TallyRequest) -> u64 {
+        match request {
+            // A read then a write: safe only because the manager serves one call at a time.
+            TallyRequest::Add(n) => {
+                let before = self.0;
+                std::thread::yield_now();
+                self.0 = before + n;
+                self.0
+            }
+            TallyRequest::Total => self.0,
+        }
+    }
+}
+
+#[test]
+fn a_registered_type_is_served_one_call_at_a_time_to_every_connection() {
+    let key = SharedKey::random();
+    let manager =
+        Manager::start(ManagerConfig::new("127.0.0.1:0", key.clone()).register::<Tally>("Tally"))
+            .unwrap();
+    let address = manager.address().to_string();
+    std::thread::scope(|s| {
+        for _ in 0..4 {
+            s.spawn(|| {
+                let client = Manager::connect(&address, &key).unwrap();
+                let tally = client.object::<Tally>("Tally", "hits");
+                for _ in 0..100 {
+                    tally.call(&TallyRequest::Add(1)).unwrap();
+                }
+            });
+        }
+    });
+    let client = Manager::connect(&address, &key).unwrap();
+    assert_eq!(
+        client
+            .object::<Tally>("Tally", "hits")
+            .call(&TallyRequest::Total)
+            .unwrap(),
+        400
+    );
+    assert_eq!(
+        client
+            .object::<Tally>("Tally", "misses")
+            .call(&TallyRequest::Total)
+            .unwrap(),
+        0
+    );
+}
+
+#[test]
+fn unknown_types_wrong_types_and_bad_requests_are_refused_by_name() {
+    let key = SharedKey::random();
+    let manager =
+        Manager::start(ManagerConfig::new("127.0.0.1:0", key.clone()).register::<Tally>("Tally"))
+            .unwrap();
+    let client = Manager::connect(&manager.address().to_string(), &key).unwrap();
+    let refusal = |error: ClusterError| match error {
+        ClusterError::Refused { refusal, .. } => refusal,
+        other => panic!("not a refusal: {other}"),
+    };
+    match refusal(
+        client
+            .object::<Tally>("Tallies", "x")
+            .call(&TallyRequest::Total)
+            .unwrap_err(),
+    ) {
+        Refusal::UnknownType {
+            type_name,
+            registered,
+        } => {
+            assert_eq!(
+                (type_name.as_str(), registered),
+                ("Tallies", vec!["Tally".to_string()])
+            )
+        }
+        other => panic!("{other}"),
+    }
+    client
+        .object::<Tally>("Tally", "x")
+        .call(&TallyRequest::Add(2))
+        .unwrap();
+
+    /// The same name, asked for as another type.
+    #[derive(Default)]
+    struct Other;
+    impl parcours_cluster::cluster::Shared for Other {
+        type Request = String;
+        type Reply = String;
+        fn serve(&mut self, request: String) -> String {
+            request
+        }
+    }
+    let wrong = refusal(
+        client
+            .object::<Other>("Other", "x")
+            .call(&"hi".into())
+            .unwrap_err(),
+    );
+    assert!(matches!(wrong, Refusal::WrongType { .. }), "{wrong}");
+    // A request the type cannot read: a `Tally` asked with a string.
+    let bad = refusal(
+        client
+            .object::<Other>("Tally", "x")
+            .call(&"hi".into())
+            .unwrap_err(),
+    );
+    assert!(matches!(bad, Refusal::BadRequest { .. }), "{bad}");
+    assert!(bad.to_string().contains("not a request of"), "{bad}");
+    // The manager binary has no type of yours: said plainly.
+    assert!(
+        Refusal::UnknownType {
+            type_name: "T".into(),
+            registered: vec![]
+        }
+        .to_string()
+        .contains("ManagerConfig::register")
+    );
+}

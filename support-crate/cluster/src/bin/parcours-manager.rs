@@ -54,11 +54,8 @@ fn run(args: &[String]) -> Result<(), String> {
         None => SharedKey::from_env(),
     }
     .map_err(|e: ClusterError| e.to_string())?;
-    let config = ManagerConfig {
-        bind,
-        key,
-        allow_remote,
-    };
+    let mut config = ManagerConfig::new(&bind, key);
+    config.allow_remote = allow_remote;
     let manager = Manager::start(config).map_err(|e| e.to_string())?;
     // The one line a launcher waits for; flushed, since stdout is a pipe there.
     println!("listening on {}", manager.address());

@@ -33,7 +33,7 @@ pub const KEY_ENV: &str = "PARCOURS_CLUSTER_KEY";
 
 /// The first bytes a manager sends; the last two digits are the protocol's version, so a
 /// client and a manager built from different versions fail with a clear message.
-pub const MAGIC: &[u8; 8] = b"PCLUST02";
+pub const MAGIC: &[u8; 8] = b"PCLUST03";
 /// The manager's answer to a right key.
 pub const ACCEPTED: u8 = 1;
 /// The manager's answer to a wrong key, just before it closes the connection.

@@ -15,6 +15,7 @@ use tarpc::context::Context;
 
 use super::auth::{SharedKey, authenticate};
 use super::protocol::{self, ClusterRpcClient, Refusal, WireTaken};
+use super::registry::Shared;
 use super::{ClusterError, MAX_WAIT, QueueStats, Taken, Task, block_on, runtime};
 
 /// How long a call may take beyond the time it asked to wait.
@@ -105,6 +106,17 @@ impl Client {
         CounterProxy {
             client: self.clone(),
             name: name.to_string(),
+        }
+    }
+
+    /// The object called `name`, of the type registered as `type_name` (made by its first
+    /// call): see [`Shared`].
+    pub fn object<T: Shared>(&self, type_name: &str, name: &str) -> ObjectProxy<T> {
+        ObjectProxy {
+            client: self.clone(),
+            type_name: type_name.to_string(),
+            name: name.to_string(),
+            object: PhantomData,
         }
     }
 
@@ -438,5 +450,43 @@ impl CounterProxy {
     /// When the manager cannot be reached.
     pub fn get(&self) -> Result<i64, ClusterError> {
         self.add(0)
+    }
+}
+
+/// A proxy to an object of a type of your own, held by the manager (see [`Shared`]).
+#[derive(Debug)]
+pub struct ObjectProxy<T> {
+    client: Client,
+    type_name: String,
+    name: String,
+    object: PhantomData<fn() -> T>,
+}
+
+impl<T> Clone for ObjectProxy<T> {
+    fn clone(&self) -> Self {
+        ObjectProxy {
+            client: self.client.clone(),
+            type_name: self.type_name.clone(),
+            name: self.name.clone(),
+            object: PhantomData,
+        }
+    }
+}
+
+impl<T: Shared> ObjectProxy<T> {
+    /// Sends `request` to the object, which the manager serves, and returns its reply.
+    ///
+    /// # Errors
+    /// A [`Refusal`] when the manager has no such type or the name holds another type, or
+    /// when the manager cannot be reached.
+    pub fn call(&self, request: &T::Request) -> Result<T::Reply, ClusterError> {
+        let (type_name, name) = (self.type_name.clone(), self.name.clone());
+        let request = encode(request)?;
+        let reply = self
+            .client
+            .call(Duration::ZERO, |rpc, context| async move {
+                rpc.call(context, type_name, name, request).await
+            })?;
+        decode(&reply, &self.name)
     }
 }

@@ -16,6 +16,7 @@ use tokio::sync::{Notify, watch};
 
 use super::auth::{self, ANSWER_LEN, HANDSHAKE_TIMEOUT, REJECTED, SharedKey};
 use super::protocol::{self, ClusterRpc, Refusal, WireEntries, WireTaken};
+use super::registry::{Object, Registry, Shared as SharedType};
 use super::{ClusterError, QueueStats, block_on, runtime};
 
 /// The longest a `get` may wait on the manager: longer waits are made of several calls.
@@ -37,6 +38,8 @@ pub struct ManagerConfig {
     /// clients but nothing is encrypted after it: allow it on a network you trust only, or
     /// reach the manager through an SSH tunnel or WireGuard.
     pub allow_remote: bool,
+    /// The types of your own it serves (see [`ManagerConfig::register`]).
+    types: Registry,
 }
 
 impl ManagerConfig {
@@ -46,7 +49,16 @@ impl ManagerConfig {
             bind: bind.to_string(),
             key,
             allow_remote: false,
+            types: Registry::default(),
         }
+    }
+
+    /// Adds a type of your own, served under `type_name` to proxies made by
+    /// [`Client::object`](super::Client::object): the counterpart of Python's
+    /// `BaseManager.register` (see [`Shared`](super::Shared)).
+    pub fn register<T: SharedType>(mut self, type_name: &str) -> Self {
+        self.types.register::<T>(type_name);
+        self
     }
 
     /// The addresses `bind` names; refuses a non-loopback one without `allow_remote`.
@@ -113,7 +125,7 @@ impl Manager {
         let _context = runtime().enter();
         let listener =
             TcpListener::from_std(listener).map_err(|e| ClusterError::Config(e.to_string()))?;
-        let shared = Arc::new(Shared::new(config.key));
+        let shared = Arc::new(Shared::new(config.key, config.types));
         runtime().spawn(accept_connections(listener, Arc::clone(&shared)));
         Ok(Manager { address, shared })
     }
@@ -160,17 +172,19 @@ struct Shared {
     changed: Notify,
     stop: watch::Sender<bool>,
     key: SharedKey,
+    types: Registry,
     connections: AtomicU64,
     refusals: AtomicU64,
 }
 
 impl Shared {
-    fn new(key: SharedKey) -> Self {
+    fn new(key: SharedKey, types: Registry) -> Self {
         Shared {
             objects: Mutex::new(Objects::default()),
             changed: Notify::new(),
             stop: watch::channel(false).0,
             key,
+            types,
             connections: AtomicU64::new(0),
             refusals: AtomicU64::new(0),
         }
@@ -212,8 +226,18 @@ struct Objects {
     queues: HashMap<String, TaskQueue>,
     maps: HashMap<String, ResultMap>,
     counters: HashMap<String, i64>,
+    /// Objects of registered types, with the name of their type.
+    registered: HashMap<String, (String, Registered)>,
     /// Authenticated connections still open: a lease is only granted to one of them.
     live: HashSet<u64>,
+}
+
+struct Registered(Box<dyn Object>);
+
+impl std::fmt::Debug for Registered {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Registered")
+    }
 }
 
 #[derive(Debug, Default)]
@@ -625,6 +649,42 @@ impl ClusterRpc for Service {
             delta,
         })?;
         Ok(*value)
+    }
+
+    async fn call(
+        self,
+        _: Context,
+        type_name: String,
+        object: String,
+        request: Vec<u8>,
+    ) -> Result<Vec<u8>, Refusal> {
+        check_name(&object)?;
+        let mut objects = self.shared.objects();
+        let (is, held) = match objects.registered.entry(object.clone()) {
+            std::collections::hash_map::Entry::Occupied(entry) => entry.into_mut(),
+            std::collections::hash_map::Entry::Vacant(entry) => {
+                let made =
+                    self.shared
+                        .types
+                        .make(&type_name)
+                        .ok_or_else(|| Refusal::UnknownType {
+                            type_name: type_name.clone(),
+                            registered: self.shared.types.names(),
+                        })?;
+                entry.insert((type_name.clone(), Registered(made)))
+            }
+        };
+        if *is != type_name {
+            return Err(Refusal::WrongType {
+                object,
+                is: is.clone(),
+                asked: type_name,
+            });
+        }
+        // Under the objects' lock: one call at a time, whatever the connections.
+        held.0
+            .call(&request)
+            .map_err(|reason| Refusal::BadRequest { object, reason })
     }
 
     async fn shutdown(self, _: Context) {

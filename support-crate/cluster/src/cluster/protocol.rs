@@ -75,6 +75,35 @@ pub enum Refusal {
         /// The id acknowledged.
         task: u64,
     },
+    /// A call to a type the manager was not built with.
+    #[error(
+        "the manager has no type {type_name:?} (it has {registered:?}): register it with \
+         ManagerConfig::register in the program that starts the manager"
+    )]
+    UnknownType {
+        /// The type asked for.
+        type_name: String,
+        /// The types it has.
+        registered: Vec<String>,
+    },
+    /// A call to an object under another type than the one it was made as.
+    #[error("{object:?} is a {is}, not a {asked}: give each object a name of its own")]
+    WrongType {
+        /// The object's name.
+        object: String,
+        /// The type it was made as.
+        is: String,
+        /// The type the call asked for.
+        asked: String,
+    },
+    /// A request that the object's type cannot read.
+    #[error("{object:?} cannot serve the request: {reason}")]
+    BadRequest {
+        /// The object's name.
+        object: String,
+        /// Why.
+        reason: String,
+    },
     /// An addition that would take a counter beyond the range of `i64`.
     #[error("the counter {counter:?} would overflow: {value} + {delta}; it is left at {value}")]
     CounterOverflow {
@@ -100,6 +129,7 @@ pub(crate) trait ClusterRpc {
     async fn map_len(map: String) -> Result<u64, Refusal>;
     async fn map_entries(map: String) -> Result<WireEntries, Refusal>;
     async fn counter_add(counter: String, delta: i64) -> Result<i64, Refusal>;
+    async fn call(type_name: String, object: String, request: Vec<u8>) -> Result<Vec<u8>, Refusal>;
     async fn shutdown();
 }
 
