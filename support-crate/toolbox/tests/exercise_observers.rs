@@ -230,9 +230,14 @@ fn check_processes_refuses_work_done_in_threads() {
     let _alone = alone();
     let threads = std::panic::catch_unwind(|| {
         check_processes("in processes", || {
-            (0..64u64).into_par_iter().map(|i| spin(WORK / 64 + i)).reduce(|| 0, u64::wrapping_add)
+            (0..64u64)
+                .into_par_iter()
+                .map(|i| spin(WORK / 64 + i))
+                .reduce(|| 0, u64::wrapping_add)
         })
     });
     assert!(threads.is_err());
-    check_processes("in processes", || wait_all(vec![busy_child(), busy_child()]));
+    check_processes("in processes", || {
+        wait_all(vec![busy_child(), busy_child()])
+    });
 }
