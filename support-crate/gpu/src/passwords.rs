@@ -25,6 +25,11 @@
 //! 16 to a register with AVX-512 ([`Simd`]). The lanes, the precomputed block and the
 //! shortcuts that skip the last steps are explained in the source; [`Work`] turns the
 //! shortcuts off, to compare with hashers that take none (the course's GPU kernels).
+//!
+//! A keyspace splits into ranges of candidate indices ([`candidate`] numbers them) that need
+//! nothing from each other: [`crack_range`] searches one on the calling thread, and
+//! `Gpu::crack_range` one on the GPU, so that the GPU and the CPU's threads can each search a
+//! share at the same time.
 
 mod lanes;
 mod md5;
@@ -33,6 +38,7 @@ mod sha256;
 
 use std::fmt;
 use std::hint::black_box;
+use std::ops::Range;
 use std::time::{Duration, Instant};
 
 use rayon::prelude::*;
@@ -610,6 +616,126 @@ fn crack_doing(
     Some(String::from_utf8(password).expect("charsets are ASCII"))
 }
 
+/// Why a ranged search refused its candidates: they are not a range of the keyspace.
+///
+/// ```
+/// use parcours_gpu::passwords::*;
+/// let refused = crack_range(FastHash::Md5, &md5(b"ab"), &Charset::lowercase(), 2, 600..700);
+/// assert_eq!(refused, Err(RangeError::BeyondKeyspace { start: 600, end: 700, keyspace: 676 }));
+/// ```
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum RangeError {
+    /// The range ends before it starts. Refused rather than searched as empty: a split point
+    /// computed past the keyspace would otherwise lose candidates without a word.
+    #[error("candidates {start}..{end} end before they start")]
+    Reversed {
+        /// The first candidate asked for.
+        start: u128,
+        /// One past the last.
+        end: u128,
+    },
+    /// The range goes past the keyspace's last candidate.
+    #[error("candidates {start}..{end} go past the keyspace, whose candidates are 0..{keyspace}")]
+    BeyondKeyspace {
+        /// The first candidate asked for.
+        start: u128,
+        /// One past the last.
+        end: u128,
+        /// How many candidates the keyspace has.
+        keyspace: u128,
+    },
+}
+
+/// `Ok` when `candidates` is a range of a keyspace of `keyspace` candidates.
+pub(crate) fn check_range(candidates: &Range<u128>, keyspace: u128) -> Result<(), RangeError> {
+    let Range { start, end } = candidates.clone();
+    if start > end {
+        Err(RangeError::Reversed { start, end })
+    } else if end > keyspace {
+        Err(RangeError::BeyondKeyspace {
+            start,
+            end,
+            keyspace,
+        })
+    } else {
+        Ok(())
+    }
+}
+
+/// The units (blocks of `per_unit` consecutive candidates, see `search`) that cover
+/// `candidates`: the crackers search whole units, the first and last maybe in part outside.
+///
+/// # Panics
+/// If a unit's number does not fit a u64 (a keyspace no search ends).
+pub(crate) fn covering_units(candidates: &Range<u128>, per_unit: u64) -> Range<u64> {
+    let per_unit = u128::from(per_unit);
+    let unit = |n: u128| u64::try_from(n).expect("a keyspace too large to search");
+    unit(candidates.start / per_unit)..unit(candidates.end.div_ceil(per_unit))
+}
+
+/// The index of `password` among the candidates of its length from `symbols`: the inverse
+/// of [`candidate`].
+fn index_of(symbols: &[u8], password: &[u8]) -> u128 {
+    let base = symbols.len() as u128;
+    password.iter().rev().fold(0, |index, byte| {
+        let digit = symbols
+            .iter()
+            .position(|s| s == byte)
+            .expect("a charset symbol");
+        index * base + digit as u128
+    })
+}
+
+/// The password whose `hash` digest is `target` among `candidates` (numbered as [`candidate`]
+/// numbers them) of the passwords of `length` characters from `charset`, searched **on the
+/// calling thread alone** with the best [`Simd`]; `Ok(None)` when none of them is.
+///
+/// One thread, so that a range is a share of the work to hand to a thread: split a keyspace
+/// into ranges and search them on threads of your own (rayon, scoped threads), beside the
+/// GPU's share (`Gpu::crack_range`). [`crack`] searches a whole keyspace on every core.
+///
+/// # Errors
+/// [`RangeError`] when `candidates` ends before it starts or goes past the keyspace.
+///
+/// # Panics
+/// As [`crack`]: if `target` is not a `hash` digest, `length` is not in 1..=55, or the
+/// keyspace is too large for any search to end (over 2⁶⁴ blocks of candidates).
+///
+/// ```
+/// use parcours_gpu::passwords::*;
+/// let lower = Charset::lowercase();
+/// let dog = md5(b"dog"); // candidate 3 + 14·26 + 6·26² = 4423 (first character fastest)
+/// assert_eq!(crack_range(FastHash::Md5, &dog, &lower, 3, 4000..5000), Ok(Some("dog".to_string())));
+/// assert_eq!(crack_range(FastHash::Md5, &dog, &lower, 3, 0..4423), Ok(None));
+/// assert_eq!(crack_range(FastHash::Md5, &dog, &lower, 3, 4424..17_576), Ok(None));
+/// ```
+pub fn crack_range(
+    hash: FastHash,
+    target: &[u8],
+    charset: &Charset,
+    length: usize,
+    candidates: Range<u128>,
+) -> Result<Option<String>, RangeError> {
+    check_range(&candidates, keyspace(charset, length))?;
+    if candidates.is_empty() {
+        return Ok(None);
+    }
+    let search = Search::new(
+        Target::new(hash, target),
+        charset,
+        length,
+        Simd::best(),
+        Work::Shortcuts,
+    );
+    let units = covering_units(&candidates, search.candidates_per_unit());
+    // A find outside the range, in the first or last unit, is the target's only candidate (no
+    // two short passwords are known to share an MD5 or SHA-256 digest): the range holds none.
+    let found = search
+        .run_here(units)
+        .filter(|password| candidates.contains(&index_of(charset.symbols(), password)));
+    Ok(found.map(|password| String::from_utf8(password).expect("charsets are ASCII")))
+}
+
 /// How much of the hash the CPU cracker computes per candidate.
 ///
 /// MD5's last 15 steps read no part of the message that changes between the candidates of a
@@ -986,6 +1112,68 @@ mod tests {
         assert!(
             every_step < 0.9 * shortcuts,
             "every step {every_step:.3e} H/s, shortcuts {shortcuts:.3e} H/s"
+        );
+    }
+
+    #[test]
+    fn ranges_find_the_password_in_one_share_only() {
+        // "abc" × 6: a table of 81, 9 units; digits × 5: a table of 1000, 100 units. Shares
+        // cut units anywhere, and every cut of the keyspace finds the password exactly once.
+        for (charset, length) in [(Charset::custom("abc", "abc"), 6), (Charset::digits(), 5)] {
+            let keyspace = keyspace(&charset, length);
+            for index in [0, 1, 80, 81, keyspace / 3, keyspace - 1] {
+                let password = candidate(&charset, length, index);
+                assert_eq!(index_of(charset.symbols(), password.as_bytes()), index);
+                for hash in [FastHash::Md5, FastHash::Sha256] {
+                    let digest = hash.digest(password.as_bytes());
+                    let crack =
+                        |range| crack_range(hash, &digest, &charset, length, range).unwrap();
+                    assert_eq!(crack(index..index + 1).as_ref(), Some(&password));
+                    assert_eq!(crack(0..index), None, "{hash} {password}");
+                    assert_eq!(crack(index + 1..keyspace), None, "{hash} {password}");
+                    assert_eq!(crack(index..index), None, "{hash} {password}");
+                    for shares in [3, 7, 64] {
+                        let cut = |s: u128| keyspace * s / shares;
+                        let found: Vec<String> = (0..shares)
+                            .filter_map(|s| crack(cut(s)..cut(s + 1)))
+                            .collect();
+                        assert_eq!(
+                            found,
+                            std::slice::from_ref(&password),
+                            "{hash} in {shares} shares"
+                        );
+                    }
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn ranges_outside_the_keyspace_are_refused() {
+        let digits = Charset::digits();
+        let digest = md5(b"123");
+        let crack = |range| crack_range(FastHash::Md5, &digest, &digits, 3, range);
+        assert_eq!(crack(0..1000), Ok(Some("123".to_string())));
+        assert_eq!(
+            crack(999..1001),
+            Err(RangeError::BeyondKeyspace {
+                start: 999,
+                end: 1001,
+                keyspace: 1000
+            })
+        );
+        #[allow(clippy::reversed_empty_ranges)]
+        let reversed = crack(500..400);
+        assert_eq!(
+            reversed,
+            Err(RangeError::Reversed {
+                start: 500,
+                end: 400
+            })
+        );
+        assert_eq!(
+            reversed.unwrap_err().to_string(),
+            "candidates 500..400 end before they start"
         );
     }
 

@@ -21,7 +21,7 @@
 //! ```
 //!
 //! The ready-made kernels ([`Gpu::map`], [`Gpu::sum`], [`Gpu::matmul`], [`Gpu::blur`],
-//! [`Gpu::edges`], [`Gpu::crack_md5`] ...) are WGSL files in `src/gpu/kernels/`; each has a
+//! [`Gpu::edges`], [`Gpu::crack`] ...) are WGSL files in `src/gpu/kernels/`; each has a
 //! rayon reference in [`cpu`] that the tests compare it with.
 //!
 //! Errors are values, never panics: a WGSL mistake comes back as [`GpuError::Shader`] with the
@@ -91,6 +91,14 @@ pub enum GpuError {
     Dispatch(String),
     /// Reading a buffer back failed.
     Readback(String),
+    /// A ranged search ([`Gpu::crack_range`]) was asked for candidates outside the keyspace.
+    Range(crate::passwords::RangeError),
+}
+
+impl From<crate::passwords::RangeError> for GpuError {
+    fn from(error: crate::passwords::RangeError) -> Self {
+        GpuError::Range(error)
+    }
 }
 
 impl fmt::Display for GpuError {
@@ -107,6 +115,7 @@ impl fmt::Display for GpuError {
             GpuError::Shader(why) => write!(f, "the WGSL kernel does not compile:\n{why}"),
             GpuError::Dispatch(why) => write!(f, "the GPU refused the dispatch: {why}"),
             GpuError::Readback(why) => write!(f, "reading a GPU buffer back failed: {why}"),
+            GpuError::Range(why) => write!(f, "nothing searched: {why}"),
         }
     }
 }

@@ -221,6 +221,12 @@ impl Search {
         })
     }
 
+    /// Searches `units` on the calling thread alone: a ranged search's CPU share, which the
+    /// caller spreads over threads itself.
+    pub(super) fn run_here(&self, units: Range<u64>) -> Option<Vec<u8>> {
+        self.run_chunk(units, &AtomicBool::new(false))
+    }
+
     /// Searches `units` on this thread, unit after unit, until `found` is set.
     fn run_chunk(&self, units: Range<u64>, found: &AtomicBool) -> Option<Vec<u8>> {
         let hash = self.target.hash();
