@@ -832,7 +832,7 @@ mod tests {
 
     #[test]
     fn a_lease_comes_back_at_its_expiry_and_wakes_the_waiting_gets_even_alone() {
-        let shared = Shared::new(SharedKey::random());
+        let shared = Shared::new(SharedKey::random(), Registry::default());
         let mut tasks = TaskQueue {
             next_id: 1,
             ..TaskQueue::default()
