@@ -17,7 +17,7 @@ use std::sync::Barrier;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
-use super::threads::{BUSIEST_SHARE, current_thread_cpu, process_cpu};
+use super::threads::{BUSIEST_SHARE, Stop, busiest_share, current_thread_cpu, process_cpu};
 
 /// The least CPU time the children must use for the observation to tell anything (a child's
 /// time is counted in clock ticks).
@@ -43,12 +43,7 @@ pub struct ProcessUse {
 impl ProcessUse {
     /// The busiest child's share of the children's CPU time, from 0 to 1.
     pub fn busiest_share(&self) -> f64 {
-        match self.children.first() {
-            Some(busiest) if !self.children_total.is_zero() => {
-                (busiest.as_secs_f64() / self.children_total.as_secs_f64()).min(1.0)
-            }
-            _ => 1.0,
-        }
+        busiest_share(&self.children, self.children_total)
     }
 
     /// The children's share of the call's CPU time, from 0 to 1.
@@ -193,14 +188,6 @@ pub fn check_processes<R>(what: &str, work: impl FnOnce() -> R) -> R {
         Some(why) => super::check_that(what, false, &format!("{used}: {why}")),
     }
     result
-}
-
-struct Stop<'a>(&'a AtomicBool);
-
-impl Drop for Stop<'_> {
-    fn drop(&mut self) {
-        self.0.store(true, Ordering::Release);
-    }
 }
 
 /// What the watcher saw.

@@ -42,12 +42,7 @@ pub struct ThreadUse {
 impl ThreadUse {
     /// The busiest thread's share of the CPU time, from 0 to 1.
     pub fn busiest_share(&self) -> f64 {
-        match self.threads.first() {
-            Some(busiest) if !self.total.is_zero() => {
-                (busiest.as_secs_f64() / self.total.as_secs_f64()).min(1.0)
-            }
-            _ => 1.0,
-        }
+        busiest_share(&self.threads, self.total)
     }
 
     /// The threads that did at least 5 % of the work.
@@ -172,7 +167,9 @@ pub fn observe_threads<R: Send>(threads: usize, work: impl FnOnce() -> R + Send)
     })
 }
 
-struct Stop<'a>(&'a AtomicBool);
+/// Raises its flag when dropped: a watcher stops even when the work panics (a `todo!()`),
+/// else the scope would wait for it forever.
+pub(super) struct Stop<'a>(pub(super) &'a AtomicBool);
 
 impl Drop for Stop<'_> {
     fn drop(&mut self) {
@@ -307,6 +304,14 @@ fn thread_cpu(tid: i32) -> Option<Duration> {
 
 pub(super) fn process_cpu() -> Duration {
     clock(libc::CLOCK_PROCESS_CPUTIME_ID).expect("the process's CPU clock")
+}
+
+/// The first (busiest) of `each`'s share of `total`, from 0 to 1; 1 when there is nothing.
+pub(super) fn busiest_share(each: &[Duration], total: Duration) -> f64 {
+    match each.first() {
+        Some(busiest) if !total.is_zero() => (busiest.as_secs_f64() / total.as_secs_f64()).min(1.0),
+        _ => 1.0,
+    }
 }
 
 /// The calling thread's CPU time.
