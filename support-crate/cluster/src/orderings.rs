@@ -7,6 +7,8 @@
 //! be loaded with thread-locals of another library in it (the kernel reports "dlopen failed").
 //! Here the model is compiled once, in this crate, and the cell passes plain functions.
 
+use std::any::Any;
+use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
@@ -47,6 +49,10 @@ pub struct Exploration {
 /// }
 /// assert_eq!(explore_publication(publish, acquire).failure, None);
 /// assert!(explore_publication(publish, relaxed).failure.unwrap().contains("not 42"));
+/// // An answer still to write is reported, not an abort of the process.
+/// fn unwritten(_: &AtomicU64, _: &AtomicBool, _: u64) { todo!() }
+/// fn unread(_: &AtomicU64, _: &AtomicBool) -> Option<u64> { todo!() }
+/// assert!(explore_publication(unwritten, unread).failure.unwrap().contains("not yet implemented"));
 /// ```
 pub fn explore_publication(publish: Publish, try_read: TryRead) -> Exploration {
     let executions = Arc::new(AtomicUsize::new(0));
@@ -54,22 +60,30 @@ pub fn explore_publication(publish: Publish, try_read: TryRead) -> Exploration {
     // A failing execution panics inside loom: the failure is reported as a value, once.
     let hook = std::panic::take_hook();
     std::panic::set_hook(Box::new(|_| {}));
-    let outcome = std::panic::catch_unwind(move || {
+    let outcome = catch_unwind(move || {
         loom::model(move || {
             counted.fetch_add(1, Ordering::Relaxed);
             let data = loom::sync::Arc::new(AtomicU64::new(0));
             let ready = loom::sync::Arc::new(AtomicBool::new(false));
+            // A panic while another loom thread lives aborts the process: both sides catch
+            // their own, and the first thread raises it once the writer has ended.
             let writer = {
                 let (data, ready) = (data.clone(), ready.clone());
-                loom::thread::spawn(move || publish(&data, &ready, 42))
+                loom::thread::spawn(move || {
+                    catch_unwind(AssertUnwindSafe(|| publish(&data, &ready, 42))).map_err(message)
+                })
             };
-            if let Some(seen) = try_read(&data, &ready) {
+            let read = catch_unwind(AssertUnwindSafe(|| try_read(&data, &ready))).map_err(message);
+            if let Err(panic) = writer.join().expect("the writer thread") {
+                panic!("{panic}");
+            }
+            let read = read.unwrap_or_else(|panic| panic!("{panic}"));
+            if let Some(seen) = read {
                 assert_eq!(
                     seen, 42,
                     "the reader saw the flag raised, and the value {seen}, not 42"
                 );
             }
-            writer.join().expect("the writer thread");
             assert_eq!(
                 try_read(&data, &ready),
                 Some(42),
@@ -80,12 +94,15 @@ pub fn explore_publication(publish: Publish, try_read: TryRead) -> Exploration {
     std::panic::set_hook(hook);
     Exploration {
         executions: executions.load(Ordering::Relaxed),
-        failure: outcome.err().map(|panic| {
-            panic
-                .downcast_ref::<String>()
-                .cloned()
-                .or_else(|| panic.downcast_ref::<&str>().map(|s| s.to_string()))
-                .unwrap_or_else(|| "a panic without a message".to_string())
-        }),
+        failure: outcome.err().map(message),
     }
+}
+
+/// A panic's message.
+fn message(panic: Box<dyn Any + Send>) -> String {
+    panic
+        .downcast_ref::<String>()
+        .cloned()
+        .or_else(|| panic.downcast_ref::<&str>().map(|s| s.to_string()))
+        .unwrap_or_else(|| "a panic without a message".to_string())
 }
