@@ -58,7 +58,7 @@ mod worker;
 
 pub use auth::{KEY_ENV, MIN_KEY_BYTES, SharedKey, authenticate};
 pub use client::{Client, CounterProxy, DEFAULT_LEASE, MapProxy, ObjectProxy, QueueProxy};
-pub use launch::{ClusterBinaries, LocalCluster, StopReport, spawn_tied};
+pub use launch::{ClusterBinaries, LocalCluster, StopReport, build_binaries, parcours_home, spawn_tied};
 pub use manager::{MAX_LEASE, MAX_WAIT, Manager, ManagerConfig};
 pub use protocol::{MAX_FRAME_BYTES, Refusal};
 pub use registry::Shared;

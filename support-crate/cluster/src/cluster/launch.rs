@@ -86,77 +86,80 @@ impl ClusterBinaries {
         Self::build()
     }
 
-    /// Builds both binaries with cargo, in release mode, from this crate's sources (the path
-    /// the crate was compiled from) into `$PARCOURS_HOME/target` (by default
-    /// `~/.cache/parcours/target`, the kernel's cache): the first time takes a few minutes,
-    /// later times a second, as cargo finds them up to date.
+    /// Builds both binaries with cargo, in release mode, from this crate's sources (see
+    /// [`build_binaries`]).
     ///
     /// # Errors
     /// When cargo cannot be run or the build fails; the message ends with cargo's last lines.
     pub fn build() -> Result<Self, ClusterError> {
         let manifest = Path::new(env!("CARGO_MANIFEST_DIR")).join("Cargo.toml");
-        let target = parcours_home().join("target");
-        let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
-        let mut command = Command::new(&cargo);
-        command
-            // Every binary: the pipe worker of `processes` comes from the same place.
-            .args(["build", "--release", "--bins"])
-            .arg("--manifest-path")
-            .arg(&manifest)
-            .arg("--target-dir")
-            .arg(&target)
-            .stdin(Stdio::null());
-        println!(
-            "building the course's binaries ({MANAGER_BIN}, {WORKER_BIN}, ...) into {} (a few minutes the first time)...",
-            target.display()
-        );
-        let started = Instant::now();
-        let mut cargo_process = command.stderr(Stdio::piped()).spawn().map_err(|e| {
-            ClusterError::Process(format!(
-                "cannot run {}: {e} (is cargo on the PATH?)",
-                Path::new(&cargo).display()
-            ))
-        })?;
-        // Cargo's log, kept for an error message; a progress line now and then meanwhile (a
-        // notebook shows each printed line, so not one per crate).
-        let mut log = Vec::new();
-        let mut last_progress = Instant::now();
-        let stderr = cargo_process.stderr.take().expect("stderr is piped");
-        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-            if last_progress.elapsed() >= Duration::from_secs(20)
-                && let Some(crate_name) = line.trim_start().strip_prefix("Compiling ")
-            {
-                println!(
-                    "cluster: still building ({:.0} s, compiling {crate_name})",
-                    started.elapsed().as_secs_f64()
-                );
-                last_progress = Instant::now();
-            }
-            log.push(line);
-        }
-        let status = cargo_process
-            .wait()
-            .map_err(|e| ClusterError::Process(format!("cargo did not finish: {e}")))?;
-        if !status.success() {
-            let tail = &log[log.len().saturating_sub(15)..];
-            return Err(ClusterError::Process(format!(
-                "building the cluster binaries failed ({status}); run `cargo build --release --bins \
-                 --manifest-path {}` to see why. Its last lines:\n{}",
-                manifest.display(),
-                tail.join("\n")
-            )));
-        }
-        println!(
-            "cluster: binaries ready in {:.1} s",
-            started.elapsed().as_secs_f64()
-        );
-        Self::in_dir(&target.join("release"))
+        let directory = build_binaries(&manifest, &format!("{MANAGER_BIN}, {WORKER_BIN}, ..."))
+            .map_err(ClusterError::Process)?;
+        Self::in_dir(&directory)
     }
+}
+
+/// Builds every binary of the crate of `manifest` with cargo, in release mode, into
+/// `$PARCOURS_HOME/target` (by default `~/.cache/parcours/target`, where `./course setup` built
+/// them: then cargo finds them up to date in a second); returns the folder that holds them.
+/// For a notebook, whose kernel compiled the course's crates as libraries only. `what` names
+/// the binaries in the progress lines.
+///
+/// # Errors
+/// When cargo cannot be run or the build fails; the message ends with cargo's last lines.
+pub fn build_binaries(manifest: &Path, what: &str) -> Result<PathBuf, String> {
+    let target = parcours_home().join("target");
+    let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
+    let mut command = Command::new(&cargo);
+    command
+        .args(["build", "--release", "--bins"])
+        .arg("--manifest-path")
+        .arg(manifest)
+        .arg("--target-dir")
+        .arg(&target)
+        .stdin(Stdio::null());
+    println!(
+        "building the course's binaries ({what}) into {} (a few minutes the first time)...",
+        target.display()
+    );
+    let started = Instant::now();
+    let mut cargo_process = command.stderr(Stdio::piped()).spawn().map_err(|e| {
+        format!("cannot run {}: {e} (is cargo on the PATH?)", Path::new(&cargo).display())
+    })?;
+    // Cargo's log, kept for an error message; a progress line now and then meanwhile (a
+    // notebook shows each printed line, so not one per crate).
+    let mut log = Vec::new();
+    let mut last_progress = Instant::now();
+    let stderr = cargo_process.stderr.take().expect("stderr is piped");
+    for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+        if last_progress.elapsed() >= Duration::from_secs(20)
+            && let Some(crate_name) = line.trim_start().strip_prefix("Compiling ")
+        {
+            println!(
+                "still building ({:.0} s, compiling {crate_name})",
+                started.elapsed().as_secs_f64()
+            );
+            last_progress = Instant::now();
+        }
+        log.push(line);
+    }
+    let status = cargo_process.wait().map_err(|e| format!("cargo did not finish: {e}"))?;
+    if !status.success() {
+        let tail = &log[log.len().saturating_sub(15)..];
+        return Err(format!(
+            "building the course's binaries failed ({status}); run `cargo build --release --bins \
+             --manifest-path {}` to see why. Its last lines:\n{}",
+            manifest.display(),
+            tail.join("\n")
+        ));
+    }
+    println!("binaries ready in {:.1} s", started.elapsed().as_secs_f64());
+    Ok(target.join("release"))
 }
 
 /// The course's cache directory, by the rule of `kernel/paths.py` and `course`:
 /// `PARCOURS_HOME`, else `$XDG_CACHE_HOME/parcours`, else `~/.cache/parcours`.
-fn parcours_home() -> PathBuf {
+pub fn parcours_home() -> PathBuf {
     let var = |name| std::env::var_os(name).filter(|value| !value.is_empty());
     if let Some(home) = var("PARCOURS_HOME") {
         return PathBuf::from(home);

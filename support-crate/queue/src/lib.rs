@@ -1,0 +1,33 @@
+//! # parcours-queue — Module 4 of the course: task queues (the Celery lesson)
+//!
+//! Loaded by the first cell of each task-queue notebook (`:dep parcours-queue = ...`); the
+//! toolbox ([`parcours`]) is preloaded in every notebook.
+//!
+//! - [`broker`] — the broker the course starts itself: a real `redis-server` (from Debian) on
+//!   loopback with a generated password, or an SQLite file; [`broker::Queue`] pushes tasks and
+//!   reads the broker's own records back (which worker ran each task, how many attempts, the
+//!   result).
+//! - [`tasks`] — the task kinds the course's worker program knows ([`tasks::CourseTask`]), and
+//!   the handler that runs them: parse, run under a time limit, retry with back-off, give up.
+//! - [`worker`] — one apalis worker, as the course's `parcours-queue-worker` program runs it.
+//! - [`pool`] — a pool of worker *processes* started from a cell, each under a unique name.
+//!
+//! The workers are [apalis](https://docs.rs/apalis) 1.0 workers; what apalis 1.0 does and does
+//! not do on each broker (and what the course does about it) is in `docs/queue.md`.
+//!
+//! Re-exported, so that cells share one copy: [`apalis`], [`apalis_redis`], [`apalis_sqlite`].
+#![warn(missing_docs)]
+
+pub mod broker;
+mod error;
+mod local_redis;
+pub mod pool;
+mod runtime;
+pub mod tasks;
+pub mod worker;
+
+pub use apalis;
+pub use apalis_redis;
+pub use apalis_sqlite;
+pub use error::QueueError;
+pub use local_redis::{Fsync, LocalRedis};

@@ -1,0 +1,178 @@
+//! The task queues on the real brokers: Redis started by the course, and SQLite. Worker
+//! processes of `parcours-queue-worker`, killed and restarted; nothing may be lost, nothing
+//! may be left running.
+
+use std::collections::BTreeSet;
+use std::time::Duration;
+
+use parcours_queue::Fsync;
+use parcours_queue::broker::{Broker, BrokerKind, Status};
+use parcours_queue::pool::WorkerPool;
+use parcours_queue::tasks::CourseTask;
+use parcours_queue::worker::WorkerOptions;
+
+#[path = "../../tests-common/processes.rs"]
+mod processes;
+use processes::{alive, wait_until};
+
+const WAIT: Duration = Duration::from_secs(120);
+
+fn brokers() -> Vec<BrokerKind> {
+    // CI installs redis-server (`./course setup`); a machine without it still tests SQLite.
+    let mut kinds = vec![BrokerKind::Sqlite];
+    if parcours_queue::broker::BrokerKind::from_env().ok() == Some(BrokerKind::Redis)
+        || std::process::Command::new("redis-server").arg("--version").output().is_ok()
+    {
+        kinds.push(BrokerKind::Redis);
+    } else {
+        eprintln!("redis-server is not installed: the Redis half of this test is skipped");
+    }
+    kinds
+}
+
+#[test]
+fn a_pool_of_processes_runs_every_task_once_and_leaves_nothing_running() {
+    for kind in brokers() {
+        let broker = Broker::start_kind(kind).unwrap();
+        let queue = broker.queue("squares");
+        let tasks: Vec<CourseTask> = (0..300).map(|n| CourseTask::Square { n }).collect();
+        let ids = queue.push_all(&tasks).unwrap();
+        assert_eq!(queue.counts().unwrap().pending, 300, "{kind}");
+        let pool = WorkerPool::start(&queue, 3, &WorkerOptions::default()).unwrap();
+        let pids: Vec<u32> = pool.workers().iter().filter_map(|w| w.pid()).collect();
+        let names: BTreeSet<String> = pool.names().into_iter().collect();
+        let counts = queue.wait(WAIT).unwrap();
+        assert_eq!((counts.done, counts.total()), (300, 300), "{kind}: {counts}");
+        let squares: Vec<u64> = queue.results(&ids).unwrap();
+        assert_eq!(squares, (0..300).map(|n| n * n).collect::<Vec<u64>>(), "{kind}");
+        let records = queue.records().unwrap();
+        let ran: BTreeSet<String> = records.iter().filter_map(|r| r.worker.clone()).collect();
+        assert!(ran.is_subset(&names), "{kind}: {ran:?} not among {names:?}");
+        assert!(ran.len() >= 2, "{kind}: every task ran on {ran:?}");
+        assert!(records.iter().all(|r| r.attempts == 1), "{kind}");
+        let runs = queue.runs_per_task();
+        assert_eq!(runs.len(), 300, "{kind}: the run log");
+        assert!(runs.values().all(|&n| n == 1), "{kind}");
+        let report = pool.stop().unwrap();
+        assert_eq!((report.stopped, report.killed), (3, 0), "{kind}: {report:?}");
+        assert!(pids.iter().all(|&pid| !alive(pid)), "{kind}");
+        let redis = broker.with_redis(|redis| Ok(redis.pid())).ok().flatten();
+        let dir = broker.dir().to_path_buf();
+        drop(broker);
+        assert!(!dir.exists(), "{kind}: the broker's folder is deleted");
+        if let Some(pid) = redis {
+            assert!(wait_until(Duration::from_secs(5), || !alive(pid)), "redis-server stopped");
+        }
+    }
+}
+
+#[test]
+fn a_malformed_payload_is_a_dead_letter_and_the_batch_goes_on() {
+    for kind in brokers() {
+        let broker = Broker::start_kind(kind).unwrap();
+        let queue = broker.queue("mixed");
+        let mut payloads: Vec<serde_json::Value> =
+            (0..20).map(|n| serde_json::json!({"kind": "square", "n": n})).collect();
+        payloads.insert(5, serde_json::json!({"kind": "square", "n": "seven"}));
+        payloads.insert(9, serde_json::json!("not a task at all"));
+        queue.push_payloads(payloads).unwrap();
+        let mut pool = WorkerPool::start(&queue, 2, &WorkerOptions::default()).unwrap();
+        let counts = queue.wait(WAIT).unwrap();
+        assert_eq!((counts.done, counts.killed), (20, 2), "{kind}: {counts}");
+        let dead: Vec<String> = queue
+            .records()
+            .unwrap()
+            .into_iter()
+            .filter(|r| r.status == Status::Killed)
+            .map(|r| r.result.unwrap().unwrap_err())
+            .collect();
+        assert!(dead[0].contains("malformed payload") && dead[0].contains("seven"), "{kind}: {dead:?}");
+        assert!(dead.iter().all(|e| e.contains("malformed")), "{kind}: {dead:?}");
+        assert_eq!(pool.alive(), 2, "{kind}: no worker stopped on a bad payload");
+        pool.stop().unwrap();
+    }
+}
+
+#[test]
+fn retries_back_off_then_give_up() {
+    for kind in brokers() {
+        let broker = Broker::start_kind(kind).unwrap();
+        let queue = broker.queue("flaky");
+        let ids = queue
+            .push_all(&[CourseTask::Flaky { fail_first: 2 }, CourseTask::Flaky { fail_first: 5 }])
+            .unwrap();
+        let options = WorkerOptions { retries: 3, backoff: Duration::from_millis(100), ..Default::default() };
+        let pool = WorkerPool::start(&queue, 1, &options).unwrap();
+        let counts = queue.wait(WAIT).unwrap();
+        assert_eq!((counts.done, counts.killed), (1, 1), "{kind}: {counts}");
+        let records = queue.records().unwrap();
+        assert_eq!((records[0].status, records[0].attempts), (Status::Done, 3), "{kind}");
+        assert_eq!((records[1].status, records[1].attempts), (Status::Killed, 4), "{kind}");
+        assert!(records[1].result.clone().unwrap().unwrap_err().contains("gave up after 4"), "{kind}");
+        // The waits between attempts: 100 ms, then 200, then 400 (at least).
+        let runs: Vec<_> = queue.runs().into_iter().filter(|r| r.task == ids[1]).collect();
+        assert_eq!(runs.len(), 4, "{kind}: {runs:?}");
+        for (pair, wanted) in runs.windows(2).zip([100, 200, 400]) {
+            let gap = pair[1].started_ms - pair[0].ended_ms.unwrap();
+            assert!(gap >= wanted - 5, "{kind}: {gap} ms between attempts, wanted {wanted}");
+        }
+        pool.stop().unwrap();
+    }
+}
+
+#[test]
+fn a_worker_killed_mid_batch_loses_nothing() {
+    for kind in brokers() {
+        let broker = Broker::start_kind(kind).unwrap();
+        let queue = broker.queue("sleepy");
+        let tasks: Vec<CourseTask> = (0..120).map(|_| CourseTask::Sleep { ms: 20 }).collect();
+        let ids = queue.push_all(&tasks).unwrap();
+        let options = WorkerOptions { concurrency: 4, ..Default::default() };
+        let mut pool = WorkerPool::start(&queue, 2, &options).unwrap();
+        assert!(wait_until(WAIT, || queue.counts().unwrap().done >= 20), "{kind}: work started");
+        pool.kill(0).unwrap();
+        let counts = queue.wait(WAIT).unwrap();
+        assert_eq!(counts.done, 120, "{kind}: {counts}");
+        assert_eq!(queue.results::<u64>(&ids).unwrap().len(), 120);
+        let runs = queue.runs_per_task();
+        let twice = runs.values().filter(|&&n| n > 1).count();
+        eprintln!("{kind}: {twice} tasks ran twice after the kill");
+        pool.stop().unwrap();
+    }
+}
+
+#[test]
+fn redis_restarted_or_killed_with_fsync_always_loses_no_task() {
+    if !brokers().contains(&BrokerKind::Redis) {
+        return;
+    }
+    let broker = Broker::start_kind(BrokerKind::Redis).unwrap();
+    let queue = broker.queue("batch");
+    // A graceful restart with `everysec`, then a crash with `always`.
+    for (fsync, crash) in [(Fsync::EverySecond, false), (Fsync::Always, true)] {
+        if fsync == Fsync::Always {
+            broker.with_redis(|redis| redis.restart(Fsync::Always)).unwrap();
+        }
+        let tasks: Vec<CourseTask> = (0..1000).map(|_| CourseTask::Sleep { ms: 2 }).collect();
+        let ids = queue.push_all(&tasks).unwrap();
+        let mut pool = WorkerPool::start(&queue, 2, &WorkerOptions::default()).unwrap();
+        assert!(wait_until(WAIT, || queue.results::<u64>(&ids[..100]).is_ok()), "work started");
+        broker
+            .with_redis(|redis| {
+                if crash { redis.kill()? } else { redis.stop()? };
+                redis.restart(fsync)
+            })
+            .unwrap();
+        let counts = wait_for_done(&queue, ids.len());
+        assert_eq!(queue.results::<u64>(&ids).unwrap().len(), 1000, "{fsync:?}: {counts}");
+        assert_eq!(pool.alive(), 2, "the workers came back after the restart");
+        pool.stop().unwrap();
+    }
+}
+
+fn wait_for_done(queue: &parcours_queue::broker::Queue, n: usize) -> parcours_queue::broker::Counts {
+    queue.wait(WAIT).unwrap_or_else(|e| panic!("{e}; records: {:?}", queue.counts()));
+    let counts = queue.counts().unwrap();
+    assert!(counts.done >= n, "{counts}");
+    counts
+}
