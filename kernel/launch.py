@@ -236,7 +236,9 @@ def pin_versions(slot, crate, package):
         '[workspace]\nmembers = ["build", "pins"]\nexclude = ["placeholder"]\nresolver = "3"\n\n'
         "[profile.dev]\nopt-level = 2\ndebug = false\nstrip = \"debuginfo\"\nrpath = true\n"
         "lto = false\ndebug-assertions = true\ncodegen-units = 16\npanic = \"unwind\"\n"
-        "incremental = true\noverflow-checks = true\n")
+        "incremental = true\noverflow-checks = true\n"
+        # SQLite's C source (Module 4's task queues) compiles 3x faster at -O1 than -O3.
+        "\n[profile.dev.package.libsqlite3-sys]\nopt-level = 1\n")
     pins = slot / "pins"
     (pins / "src").mkdir(parents=True, exist_ok=True)
     (pins / "src" / "lib.rs").write_text("")

@@ -25,6 +25,7 @@ use apalis_sqlite::{SqlitePool, SqliteStorage};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
+use crate::ledger::Ledger;
 use crate::local_redis::{Fsync, LocalRedis, redis_installed};
 use crate::runtime::block_on;
 use crate::tasks::CourseTask;
@@ -147,7 +148,7 @@ pub struct Broker {
 
 /// A connection made once and shared by a broker and its queues (not a borrow: a notebook
 /// keeps a queue in a variable of its own).
-struct Connector {
+pub(crate) struct Connector {
     address: BrokerAddress,
     connection: tokio::sync::Mutex<Option<Connection>>,
 }
@@ -159,7 +160,7 @@ impl fmt::Debug for Connector {
 }
 
 impl Connector {
-    async fn get(&self) -> Result<Connection, QueueError> {
+    pub(crate) async fn get(&self) -> Result<Connection, QueueError> {
         let mut connection = self.connection.lock().await;
         if connection.is_none() {
             *connection = Some(self.address.connect().await?);
@@ -265,6 +266,11 @@ impl Broker {
             runs_dir: self.dir.join("runs").join(name),
             connection: Arc::clone(&self.connection),
         }
+    }
+
+    /// Balances named `name`, kept in this broker (see [`Ledger`]).
+    pub fn ledger(&self, name: &str) -> Ledger {
+        Ledger::new(name, Arc::clone(&self.connection))
     }
 
     /// Runs `f` on the Redis server (to stop, kill or restart it in a lesson), or says
@@ -403,6 +409,42 @@ impl fmt::Display for Counts {
     }
 }
 
+/// A queue's counts over time, as [`Queue::watch`] saw them.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Timeline {
+    /// (seconds since the watch began, counts then).
+    pub samples: Vec<(f64, Counts)>,
+}
+
+impl Timeline {
+    /// The last counts seen.
+    pub fn last(&self) -> Counts {
+        self.samples.last().map(|(_, counts)| counts.clone()).unwrap_or_default()
+    }
+
+    /// How long the watch lasted, in seconds.
+    pub fn seconds(&self) -> f64 {
+        self.samples.last().map_or(0.0, |(t, _)| *t)
+    }
+
+    /// Tasks pending, running, done and killed over time.
+    pub fn chart(&self, title: &str) -> parcours::chart::Chart {
+        let series = |f: fn(&Counts) -> usize| -> Vec<(f64, f64)> {
+            self.samples.iter().map(|(t, c)| (*t, f(c) as f64)).collect()
+        };
+        let mut chart = parcours::chart::Chart::new(title)
+            .x_label("seconds")
+            .y_label("tasks")
+            .line("pending (or waiting to retry)", series(|c| c.pending + c.failed))
+            .line("running", series(|c| c.running))
+            .line("done", series(|c| c.done));
+        if self.samples.iter().any(|(_, c)| c.killed > 0) {
+            chart = chart.line("killed", series(|c| c.killed));
+        }
+        chart
+    }
+}
+
 /// One run of a task by a worker, from the run log every course worker keeps (apalis counts
 /// attempts, not the runs of a worker killed before it reported).
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -462,6 +504,20 @@ impl Queue {
             .iter()
             .map(|task| serde_json::to_value(task).expect("a course task serializes"))
             .collect();
+        self.push_payloads(payloads)
+    }
+
+    /// Pushes values of any serde type as tasks (for a worker of your own,
+    /// [`crate::worker::KernelWorker`]); returns their ids, in order.
+    ///
+    /// # Errors
+    /// When the broker cannot be reached.
+    pub fn push_values<T: Serialize>(&self, values: &[T]) -> Result<Vec<String>, QueueError> {
+        let payloads = values
+            .iter()
+            .map(serde_json::to_value)
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(|e| QueueError::Broker(format!("a value does not serialize: {e}")))?;
         self.push_payloads(payloads)
     }
 
@@ -528,12 +584,23 @@ impl Queue {
     /// # Errors
     /// [`QueueError::Timeout`] with the last counts after `timeout`.
     pub fn wait(&self, timeout: Duration) -> Result<Counts, QueueError> {
+        self.watch(timeout).map(|timeline| timeline.last())
+    }
+
+    /// As [`Queue::wait`], keeping the counts seen every 100 ms: the queue's life to draw
+    /// ([`Timeline::chart`]).
+    ///
+    /// # Errors
+    /// [`QueueError::Timeout`] with the last counts after `timeout`.
+    pub fn watch(&self, timeout: Duration) -> Result<Timeline, QueueError> {
         let started = Instant::now();
         let mut last_line = Instant::now();
+        let mut timeline = Timeline { samples: Vec::new() };
         loop {
             let counts = self.counts()?;
+            timeline.samples.push((started.elapsed().as_secs_f64(), counts.clone()));
             if counts.finished() == counts.total() {
-                return Ok(counts);
+                return Ok(timeline);
             }
             if started.elapsed() > timeout {
                 return Err(QueueError::Timeout {

@@ -9,7 +9,10 @@
 //!   result).
 //! - [`tasks`] — the task kinds the course's worker program knows ([`tasks::CourseTask`]), and
 //!   the handler that runs them: parse, run under a time limit, retry with back-off, give up.
-//! - [`worker`] — one apalis worker, as the course's `parcours-queue-worker` program runs it.
+//! - [`worker`] — one apalis worker, as the course's `parcours-queue-worker` program runs it;
+//!   [`worker::KernelWorker`], a worker in the kernel that runs a handler of your own.
+//! - [`ledger`] — balances kept in the broker, to see at-least-once delivery twice apply a
+//!   deposit, and an idempotency key prevent it.
 //! - [`pool`] — a pool of worker *processes* started from a cell, each under a unique name.
 //!
 //! The workers are [apalis](https://docs.rs/apalis) 1.0 workers; what apalis 1.0 does and does
@@ -20,6 +23,7 @@
 
 pub mod broker;
 mod error;
+pub mod ledger;
 mod local_redis;
 pub mod pool;
 mod runtime;

@@ -8,10 +8,10 @@
 use std::fs::{self, File, OpenOptions};
 use std::io::Write;
 use std::path::{Path, PathBuf};
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use apalis::prelude::{AbortError, Attempt, BoxDynError, Data, TaskId, WorkerContext};
+use apalis::prelude::{AbortError, Attempt, BoxDynError, Data, TaskId};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
@@ -85,8 +85,19 @@ pub fn count_primes(start: u64, end: u64) -> u64 {
         .count() as u64
 }
 
-/// How a worker runs the tasks it takes: what the handler needs besides the task.
+/// A handler of your own, on JSON payloads (see [`crate::worker::KernelWorker`]).
+pub(crate) type CustomHandler = dyn Fn(Value, usize) -> Result<Value, Failure> + Send + Sync;
+
+/// Why a run did not give a result.
 #[derive(Debug)]
+pub(crate) enum Failure {
+    /// The payload is not a task this worker knows: a dead letter, never retried.
+    Malformed(String),
+    /// The task failed: retried while attempts remain.
+    Failed(String),
+}
+
+/// How a worker runs the tasks it takes: what the handler needs besides the task.
 pub struct Handling {
     /// The worker's name, for the run log.
     pub worker: String,
@@ -95,6 +106,18 @@ pub struct Handling {
     /// A run longer than this fails.
     pub time_limit: Option<Duration>,
     log: Option<Mutex<File>>,
+    custom: Option<Arc<CustomHandler>>,
+}
+
+impl std::fmt::Debug for Handling {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Handling")
+            .field("worker", &self.worker)
+            .field("retries", &self.retries)
+            .field("time_limit", &self.time_limit)
+            .field("custom", &self.custom.is_some())
+            .finish()
+    }
 }
 
 impl Handling {
@@ -119,7 +142,12 @@ impl Handling {
             }
             None => None,
         };
-        Ok(Handling { worker: worker.to_string(), retries, time_limit, log })
+        Ok(Handling { worker: worker.to_string(), retries, time_limit, log, custom: None })
+    }
+
+    pub(crate) fn with_custom(mut self, custom: Arc<CustomHandler>) -> Self {
+        self.custom = Some(custom);
+        self
     }
 
     fn log(&self, line: &Value) {
@@ -130,60 +158,69 @@ impl Handling {
             let _ = log.lock().unwrap_or_else(|e| e.into_inner()).write_all(text.as_bytes());
         }
     }
+
+    async fn run(&self, payload: Value, attempt: usize) -> Result<Value, Failure> {
+        if let Some(custom) = &self.custom {
+            let custom = Arc::clone(custom);
+            // Your handler may block: a thread of the blocking pool, not the runtime's.
+            return tokio::task::spawn_blocking(move || custom(payload, attempt))
+                .await
+                .unwrap_or_else(|e| Err(Failure::Failed(format!("the handler panicked: {e}"))));
+        }
+        let task: CourseTask = serde_json::from_value(payload.clone())
+            .map_err(|error| Failure::Malformed(format!("malformed payload {payload}: {error}")))?;
+        task.run(attempt).await.map_err(Failure::Failed)
+    }
 }
 
-/// The course's apalis handler: reads the payload (a malformed one is a dead letter), logs the
-/// run, runs the task under the time limit, and gives up (`AbortError`: status `Killed`)
-/// once the attempts are spent, so that neither broker retries it again on its own.
+/// The course's apalis handler: logs the run, runs the task under the time limit (a payload
+/// it cannot read is a dead letter), and gives up (`AbortError`: status `Killed`) once the
+/// attempts are spent, so that neither broker retries it again on its own.
 ///
 /// # Errors
-/// The task's error, or an [`AbortError`] for a dead letter.
+/// The task's error, or an [`AbortError`] for a dead letter or the last attempt.
 pub async fn handle(
     payload: Value,
     id: TaskId,
     attempt: Attempt,
-    _worker: WorkerContext,
-    handling: Data<std::sync::Arc<Handling>>,
+    handling: Data<Arc<Handling>>,
 ) -> Result<Value, BoxDynError> {
     let attempt = attempt.current();
     let started = now_ms();
     let id = id.to_string();
-    let log_end = |outcome: &str| {
-        handling.log(&serde_json::json!({
-            "task": id, "worker": handling.worker, "attempt": attempt,
-            "started_ms": started, "ended_ms": now_ms(), "outcome": outcome,
-        }));
-    };
-    let task: CourseTask = match serde_json::from_value(payload.clone()) {
-        Ok(task) => task,
-        Err(error) => {
-            let message = format!("malformed payload {payload}: {error}");
-            log_end(&message);
-            return Err(AbortError::new(message).into());
+    let line = |outcome: Option<&str>| {
+        let mut line = serde_json::json!({
+            "task": id, "worker": handling.worker, "attempt": attempt, "started_ms": started,
+        });
+        if let Some(outcome) = outcome {
+            line["ended_ms"] = now_ms().into();
+            line["outcome"] = outcome.into();
         }
+        line
     };
-    handling.log(&serde_json::json!({
-        "task": id, "worker": handling.worker, "attempt": attempt, "started_ms": started,
-    }));
+    handling.log(&line(None));
     let result = match handling.time_limit {
-        Some(limit) => match tokio::time::timeout(limit, task.run(attempt)).await {
+        Some(limit) => match tokio::time::timeout(limit, handling.run(payload, attempt)).await {
             Ok(result) => result,
-            Err(_) => Err(format!("time limit of {limit:?} reached")),
+            Err(_) => Err(Failure::Failed(format!("time limit of {limit:?} reached"))),
         },
-        None => task.run(attempt).await,
+        None => handling.run(payload, attempt).await,
     };
     match result {
         Ok(value) => {
-            log_end("ok");
+            handling.log(&line(Some("ok")));
             Ok(value)
         }
-        Err(error) if attempt > handling.retries as usize => {
-            log_end(&error);
-            let attempts = attempt;
-            Err(AbortError::new(format!("gave up after {attempts} attempt(s): {error}")).into())
+        Err(Failure::Malformed(error)) => {
+            handling.log(&line(Some(&error)));
+            Err(AbortError::new(error).into())
         }
-        Err(error) => {
-            log_end(&error);
+        Err(Failure::Failed(error)) if attempt > handling.retries as usize => {
+            handling.log(&line(Some(&error)));
+            Err(AbortError::new(format!("gave up after {attempt} attempt(s): {error}")).into())
+        }
+        Err(Failure::Failed(error)) => {
+            handling.log(&line(Some(&error)));
             Err(error.into())
         }
     }

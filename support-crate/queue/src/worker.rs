@@ -3,6 +3,7 @@
 use std::future::Future;
 use std::path::PathBuf;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use apalis::layers::retry::HasherRng;
@@ -10,10 +11,13 @@ use apalis::layers::retry::backoff::{ExponentialBackoffMaker, MakeBackoff};
 use apalis::prelude::*;
 use apalis_redis::RedisStorage;
 use apalis_sqlite::SqliteStorage;
+use serde::Serialize;
+use serde::de::DeserializeOwned;
 use serde_json::Value;
 
-use crate::broker::{BrokerAddress, Connection};
-use crate::tasks::{Handling, handle};
+use crate::broker::{BrokerAddress, Connection, Queue};
+use crate::runtime::runtime;
+use crate::tasks::{Failure, Handling, handle};
 use crate::QueueError;
 
 /// How a worker runs: the knobs Celery calls `--concurrency`, `autoretry_for`/`retry_backoff`,
@@ -101,7 +105,17 @@ pub async fn run_worker(
 ) -> Result<(), QueueError> {
     let handling = Handling::new(name, options.retries, options.time_limit, runs_dir.as_deref())
         .map_err(QueueError::io("opening the worker's run log"))?;
-    let handling = Arc::new(handling);
+    serve(address, queue, name, Arc::new(handling), options, shutdown).await
+}
+
+async fn serve(
+    address: &BrokerAddress,
+    queue: &str,
+    name: &str,
+    handling: Arc<Handling>,
+    options: &WorkerOptions,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> Result<(), QueueError> {
     let backoff = ExponentialBackoffMaker::new(
         options.backoff,
         options.backoff.saturating_mul(64).max(Duration::from_millis(1)),
@@ -154,4 +168,96 @@ pub async fn run_worker(
         }
     };
     result.map_err(|e| QueueError::Broker(format!("worker {name}: {e}")))
+}
+
+/// A worker inside this process (the kernel) that runs a handler of your own on the payloads
+/// of a queue: the same apalis worker, options and run log as the course's worker program.
+///
+/// ```no_run
+/// # use parcours_queue::{broker::Broker, worker::{KernelWorker, WorkerOptions}};
+/// let broker = Broker::start().unwrap();
+/// let queue = broker.queue("doubles");
+/// queue.push_values(&[1u64, 2, 3]).unwrap();
+/// let worker = KernelWorker::start(&queue, "doubler", &WorkerOptions::default(),
+///     |n: u64, _attempt| Ok(2 * n)).unwrap();
+/// queue.wait(std::time::Duration::from_secs(30)).unwrap();
+/// worker.stop().unwrap();
+/// ```
+#[derive(Debug)]
+pub struct KernelWorker {
+    name: String,
+    stop: tokio::sync::watch::Sender<bool>,
+    task: Option<std::thread::JoinHandle<Result<(), QueueError>>>,
+}
+
+impl KernelWorker {
+    /// Starts a worker named `name` (made unique: a suffix is added) on `queue`; `handler`
+    /// gets each payload as a `T` and the attempt number (1 for the first run). A payload that
+    /// is not a `T` is a dead letter; an `Err` is retried as `options` say.
+    ///
+    /// # Errors
+    /// When the run log cannot be created.
+    pub fn start<T, R, F>(
+        queue: &Queue,
+        name: &str,
+        options: &WorkerOptions,
+        handler: F,
+    ) -> Result<Self, QueueError>
+    where
+        T: DeserializeOwned,
+        R: Serialize,
+        F: Fn(T, usize) -> Result<R, String> + Send + Sync + 'static,
+    {
+        static STARTED: AtomicUsize = AtomicUsize::new(0);
+        let name = format!("{name}-{}-{}", std::process::id(), STARTED.fetch_add(1, Ordering::Relaxed));
+        let custom = move |payload: Value, attempt: usize| -> Result<Value, Failure> {
+            let task: T = serde_json::from_value(payload.clone())
+                .map_err(|e| Failure::Malformed(format!("malformed payload {payload}: {e}")))?;
+            let result = handler(task, attempt).map_err(Failure::Failed)?;
+            serde_json::to_value(result)
+                .map_err(|e| Failure::Failed(format!("the result does not serialize: {e}")))
+        };
+        let handling = Handling::new(&name, options.retries, options.time_limit, Some(queue.runs_dir()))
+            .map_err(QueueError::io("opening the worker's run log"))?
+            .with_custom(Arc::new(custom));
+        let (stop, mut stopped) = tokio::sync::watch::channel(false);
+        let address = queue.address().clone();
+        let queue_name = queue.name().to_string();
+        let options = options.clone();
+        let worker_name = name.clone();
+        // A thread that waits on the runtime (the worker's future is not provably `Send` for
+        // `spawn`: a higher-ranked lifetime inside apalis' types); its tasks run on the runtime.
+        let task = std::thread::Builder::new()
+            .name(format!("worker {name}"))
+            .spawn(move || {
+                let shutdown = async move {
+                    let _ = stopped.wait_for(|stop| *stop).await;
+                };
+                let handling = Arc::new(handling);
+                runtime().block_on(serve(&address, &queue_name, &worker_name, handling, &options, shutdown))
+            })
+            .map_err(|e| QueueError::Workers(format!("no thread for the worker: {e}")))?;
+        Ok(KernelWorker { name, stop, task: Some(task) })
+    }
+
+    /// Its name, as the broker records it.
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// Stops it: it finishes the tasks it holds first.
+    ///
+    /// # Errors
+    /// What ended the worker, if it ended on an error.
+    pub fn stop(mut self) -> Result<(), QueueError> {
+        let _ = self.stop.send(true);
+        let task = self.task.take().expect("a running worker has its task");
+        task.join().unwrap_or_else(|_| Err(QueueError::Workers("the worker panicked".into())))
+    }
+}
+
+impl Drop for KernelWorker {
+    fn drop(&mut self) {
+        let _ = self.stop.send(true);
+    }
 }
