@@ -253,6 +253,28 @@ time.sleep(600)
 """
 
 
+QUEUE_CRATE = REPO / "support-crate" / "queue"
+START_QUEUE = f':dep parcours-queue = {{ path = "{QUEUE_CRATE}" }}' + """
+let broker = parcours_queue::broker::Broker::start().unwrap();
+let queue = broker.queue("squares");
+let pool = parcours_queue::pool::WorkerPool::start(&queue, 2, &Default::default()).unwrap();
+let server: Option<u32> = broker.with_redis(|redis| Ok(redis.pid())).ok().flatten();
+let pids: Vec<u32> = server.into_iter().chain(pool.workers().iter().filter_map(|w| w.pid())).collect();
+println!("PIDS {pids:?} DIR {}", broker.dir().display());
+"""
+
+
+def test_the_task_queues_broker_and_workers_die_with_the_kernel():
+    kernel = Kernel()
+    outcome = kernel.run(START_QUEUE, timeout=900)
+    assert outcome.ok, outcome.text
+    line = next(l for l in outcome.stdout.splitlines() if l.startswith("PIDS "))
+    pids = [int(p) for p in re.findall(r"\d+", line.split(" DIR ")[0])]
+    assert len(pids) >= 2 and all(alive(p) for p in pids), pids
+    kernel.stop()
+    assert wait_until_gone(pids) == [], "a broker or worker outlived its kernel"
+
+
 def test_a_kernel_stops_when_the_process_that_started_it_is_killed():
     # As a Jupyter server killed with SIGKILL: it cannot stop its kernels.
     client = subprocess.Popen([sys.executable, "-c", ORPHANING_CLIENT, str(REPO / "tests")],

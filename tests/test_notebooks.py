@@ -144,6 +144,19 @@ def test_runs_clean_with_solutions_twice_in_one_kernel(path):
     within_memory_budget(path, run)
 
 
+# Module 4's task-queue lessons load this crate; they run on Redis by default and must run on
+# the embedded broker too (PARCOURS_BROKER=sqlite: a machine without redis-server).
+QUEUE_LESSONS = [path for path in NOTEBOOKS if ":dep parcours-queue " in path.read_text()]
+
+
+@pytest.mark.parametrize("path", QUEUE_LESSONS, ids=[path.name for path in QUEUE_LESSONS])
+def test_task_queue_lessons_run_clean_on_sqlite_too(path, monkeypatch):
+    monkeypatch.setenv("PARCOURS_BROKER", "sqlite")
+    run = execute(path, "solutions")
+    failures = run.failures()
+    assert not failures, "cells failed on SQLite:\n" + run.describe(failures)
+
+
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=ids)
 def test_every_check_fails_with_the_stubs(path):
     nb = nbformat.read(path, as_version=4)

@@ -194,7 +194,9 @@ impl Broker {
     /// When Redis is missing or does not start, or the database cannot be created.
     pub fn start_kind(kind: BrokerKind) -> Result<Self, QueueError> {
         static STARTED: AtomicUsize = AtomicUsize::new(0);
-        let dir = parcours_cluster::cluster::parcours_home().join("queue").join(format!(
+        let brokers = parcours_cluster::cluster::parcours_home().join("queue");
+        remove_folders_of_dead_processes(&brokers);
+        let dir = brokers.join(format!(
             "{}-{}-{}",
             match kind {
                 BrokerKind::Redis => "redis",
@@ -203,7 +205,7 @@ impl Broker {
             std::process::id(),
             STARTED.fetch_add(1, Ordering::Relaxed)
         ));
-        // A folder left by a process that had the same id and was killed.
+        // A folder left by an earlier process that had our id.
         let _ = std::fs::remove_dir_all(&dir);
         std::fs::create_dir_all(dir.join("runs"))
             .map_err(QueueError::io(format!("creating {}", dir.display())))?;
@@ -244,6 +246,35 @@ impl Broker {
         Ok(broker)
     }
 
+    /// A broker that runs already (started by someone else: a benchmark sharing one Redis
+    /// with Celery); nothing is started, and dropping it stops nothing. Its folder keeps the
+    /// workers' run logs.
+    ///
+    /// # Errors
+    /// When the folder cannot be created.
+    pub fn connect(address: BrokerAddress) -> Result<Self, QueueError> {
+        static CONNECTED: AtomicUsize = AtomicUsize::new(0);
+        let brokers = parcours_cluster::cluster::parcours_home().join("queue");
+        remove_folders_of_dead_processes(&brokers);
+        let dir = brokers.join(format!(
+            "external-{}-{}",
+            std::process::id(),
+            CONNECTED.fetch_add(1, Ordering::Relaxed)
+        ));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(dir.join("runs"))
+            .map_err(QueueError::io(format!("creating {}", dir.display())))?;
+        Ok(Broker {
+            connection: Arc::new(Connector {
+                address: address.clone(),
+                connection: tokio::sync::Mutex::new(None),
+            }),
+            address,
+            dir,
+            redis: Mutex::new(None),
+        })
+    }
+
     /// Which broker.
     pub fn kind(&self) -> BrokerKind {
         self.address.kind()
@@ -266,6 +297,13 @@ impl Broker {
             runs_dir: self.dir.join("runs").join(name),
             connection: Arc::clone(&self.connection),
         }
+    }
+
+    /// A queue of a name not used before in this process: `prefix-1`, `prefix-2`... (a cell
+    /// run twice gets a fresh queue).
+    pub fn fresh_queue(&self, prefix: &str) -> Queue {
+        static QUEUES: AtomicUsize = AtomicUsize::new(1);
+        self.queue(&format!("{prefix}-{}", QUEUES.fetch_add(1, Ordering::Relaxed)))
     }
 
     /// Balances named `name`, kept in this broker (see [`Ledger`]).
@@ -303,6 +341,19 @@ impl Drop for Broker {
         // The server first: it writes in the folder.
         drop(self.redis.lock().unwrap_or_else(|e| e.into_inner()).take());
         let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+/// Brokers' folders are named `<kind>-<pid>-<n>`: those of a process that no longer runs (a
+/// kernel killed before it could clean up) are deleted, data and all.
+fn remove_folders_of_dead_processes(brokers: &Path) {
+    let Ok(entries) = std::fs::read_dir(brokers) else { return };
+    for entry in entries.flatten() {
+        let name = entry.file_name().to_string_lossy().into_owned();
+        let pid = name.split('-').nth(1).and_then(|pid| pid.parse::<u32>().ok());
+        if pid.is_some_and(|pid| !Path::new(&format!("/proc/{pid}")).exists()) {
+            let _ = std::fs::remove_dir_all(entry.path());
+        }
     }
 }
 
@@ -622,6 +673,40 @@ impl Queue {
         }
     }
 
+    /// How many tasks are finished (done or killed): one cheap query, for waits that must
+    /// see the end within milliseconds (a benchmark), where [`Queue::counts`] reads every record.
+    ///
+    /// # Errors
+    /// When the broker cannot be reached.
+    pub fn finished(&self) -> Result<usize, QueueError> {
+        block_on(async {
+            match self.connection.get().await? {
+                Connection::Redis(mut connection) => {
+                    let config = apalis_redis::Config::default().queue(&self.name);
+                    let (done, dead): (usize, usize) = redis::pipe()
+                        .cmd("SCARD")
+                        .arg(config.done_jobs_set())
+                        .cmd("SCARD")
+                        .arg(config.dead_jobs_set())
+                        .query_async(&mut connection)
+                        .await
+                        .map_err(QueueError::broker)?;
+                    Ok(done + dead)
+                }
+                Connection::Sqlite(pool) => {
+                    let finished: i64 = sqlx::query_scalar(
+                        "SELECT COUNT(*) FROM Jobs WHERE job_type = ?1 AND status IN ('Done', 'Killed')",
+                    )
+                    .bind(&self.name)
+                    .fetch_one(&pool)
+                    .await
+                    .map_err(QueueError::broker)?;
+                    Ok(finished as usize)
+                }
+            }
+        })
+    }
+
     /// The results of the tasks `ids` (as [`Queue::push_all`] returned them), in that order.
     ///
     /// # Errors
@@ -677,6 +762,9 @@ async fn redis_records(
         .query_async(connection)
         .await
         .map_err(QueueError::broker)?;
+    if payloads.is_empty() {
+        return Ok(Vec::new());
+    }
     let mut pipe = redis::pipe();
     let ids: Vec<&String> = payloads.keys().collect();
     for id in &ids {

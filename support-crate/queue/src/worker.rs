@@ -1,6 +1,7 @@
 //! One apalis worker, as the course's `parcours-queue-worker` program runs it.
 
 use std::future::Future;
+use std::pin::Pin;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -17,7 +18,7 @@ use serde_json::Value;
 
 use crate::broker::{BrokerAddress, Connection, Queue};
 use crate::runtime::runtime;
-use crate::tasks::{Failure, Handling, handle};
+use crate::tasks::{CustomHandler, Failure, Handling, handle};
 use crate::QueueError;
 
 /// How a worker runs: the knobs Celery calls `--concurrency`, `autoretry_for`/`retry_backoff`,
@@ -105,16 +106,18 @@ pub async fn run_worker(
 ) -> Result<(), QueueError> {
     let handling = Handling::new(name, options.retries, options.time_limit, runs_dir.as_deref())
         .map_err(QueueError::io("opening the worker's run log"))?;
-    serve(address, queue, name, Arc::new(handling), options, shutdown).await
+    serve(address, queue, name, Arc::new(handling), options, Box::pin(shutdown)).await
 }
 
+// Not generic (a boxed future, a shared handler): a cell that starts a worker compiles none of
+// apalis' worker stack, which the course's dylib holds once.
 async fn serve(
     address: &BrokerAddress,
     queue: &str,
     name: &str,
     handling: Arc<Handling>,
     options: &WorkerOptions,
-    shutdown: impl Future<Output = ()> + Send + 'static,
+    shutdown: Pin<Box<dyn Future<Output = ()> + Send>>,
 ) -> Result<(), QueueError> {
     let backoff = ExponentialBackoffMaker::new(
         options.backoff,
@@ -208,8 +211,6 @@ impl KernelWorker {
         R: Serialize,
         F: Fn(T, usize) -> Result<R, String> + Send + Sync + 'static,
     {
-        static STARTED: AtomicUsize = AtomicUsize::new(0);
-        let name = format!("{name}-{}-{}", std::process::id(), STARTED.fetch_add(1, Ordering::Relaxed));
         let custom = move |payload: Value, attempt: usize| -> Result<Value, Failure> {
             let task: T = serde_json::from_value(payload.clone())
                 .map_err(|e| Failure::Malformed(format!("malformed payload {payload}: {e}")))?;
@@ -217,9 +218,20 @@ impl KernelWorker {
             serde_json::to_value(result)
                 .map_err(|e| Failure::Failed(format!("the result does not serialize: {e}")))
         };
+        Self::start_custom(queue, name, options, Arc::new(custom))
+    }
+
+    fn start_custom(
+        queue: &Queue,
+        name: &str,
+        options: &WorkerOptions,
+        custom: Arc<CustomHandler>,
+    ) -> Result<Self, QueueError> {
+        static STARTED: AtomicUsize = AtomicUsize::new(0);
+        let name = format!("{name}-{}-{}", std::process::id(), STARTED.fetch_add(1, Ordering::Relaxed));
         let handling = Handling::new(&name, options.retries, options.time_limit, Some(queue.runs_dir()))
             .map_err(QueueError::io("opening the worker's run log"))?
-            .with_custom(Arc::new(custom));
+            .with_custom(custom);
         let (stop, mut stopped) = tokio::sync::watch::channel(false);
         let address = queue.address().clone();
         let queue_name = queue.name().to_string();
@@ -230,9 +242,9 @@ impl KernelWorker {
         let task = std::thread::Builder::new()
             .name(format!("worker {name}"))
             .spawn(move || {
-                let shutdown = async move {
+                let shutdown = Box::pin(async move {
                     let _ = stopped.wait_for(|stop| *stop).await;
-                };
+                });
                 let handling = Arc::new(handling);
                 runtime().block_on(serve(&address, &queue_name, &worker_name, handling, &options, shutdown))
             })

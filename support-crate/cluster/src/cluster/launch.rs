@@ -112,7 +112,9 @@ pub fn build_binaries(manifest: &Path, what: &str) -> Result<PathBuf, String> {
     let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
     let mut command = Command::new(&cargo);
     command
-        .args(["build", "--release", "--bins"])
+        // The whole workspace, as `./course setup` builds it: one package alone resolves other
+        // features and rebuilds the course's crates (each way in turn).
+        .args(["build", "--release", "--workspace", "--bins"])
         .arg("--manifest-path")
         .arg(manifest)
         .arg("--target-dir")
@@ -147,7 +149,7 @@ pub fn build_binaries(manifest: &Path, what: &str) -> Result<PathBuf, String> {
     if !status.success() {
         let tail = &log[log.len().saturating_sub(15)..];
         return Err(format!(
-            "building the course's binaries failed ({status}); run `cargo build --release --bins \
+            "building the course's binaries failed ({status}); run `cargo build --release --workspace --bins \
              --manifest-path {}` to see why. Its last lines:\n{}",
             manifest.display(),
             tail.join("\n")
