@@ -126,6 +126,7 @@ class Run:
     memory_breakdown: dict = field(default_factory=dict)  # at the run's highest sample
     wrong: list = field(default_factory=list)  # (WrongAnswer, its CellResult, the check's)
     wrong_answers_peak: int = 0  # bytes (PSS) while wrong answers and their checks ran
+    nb: object = None  # the notebook as executed, outputs in (the last pass's), canary out
 
     def failures(self, roles=None):
         return [c for cells in self.passes for c in cells
@@ -391,6 +392,8 @@ def execute(path, mode="solutions", passes=1, kernel=KERNEL, on_cell=None, canar
         finally:
             memory.stop()
             run.memory_breakdown = memory.breakdown
+    nb.cells.pop(canary_index)
+    run.nb = nb
     return run
 
 

@@ -242,6 +242,9 @@ pub(crate) fn read_runs(dir: &Path) -> Vec<Run> {
         outcome: Option<String>,
     }
     let mut runs: Vec<Run> = Vec::new();
+    // A run is known by its worker, task, attempt and start: the end line completes it.
+    let mut index: std::collections::HashMap<(String, String, u32, u64), usize> =
+        std::collections::HashMap::new();
     let files: Vec<PathBuf> = fs::read_dir(dir)
         .map(|entries| entries.filter_map(|e| e.ok().map(|e| e.path())).collect())
         .unwrap_or_default();
@@ -249,25 +252,24 @@ pub(crate) fn read_runs(dir: &Path) -> Vec<Run> {
         let text = fs::read_to_string(&file).unwrap_or_default();
         // A line cut by a killed worker does not parse: skipped.
         for line in text.lines().filter_map(|line| serde_json::from_str::<Line>(line).ok()) {
-            let same = |run: &Run| {
-                run.task == line.task
-                    && run.worker == line.worker
-                    && run.attempt == line.attempt
-                    && run.started_ms == line.started_ms
-            };
-            match runs.iter_mut().find(|run| same(run)) {
-                Some(run) => {
+            let key = (line.worker.clone(), line.task.clone(), line.attempt, line.started_ms);
+            match index.get(&key) {
+                Some(&at) => {
+                    let run = &mut runs[at];
                     run.ended_ms = line.ended_ms.or(run.ended_ms);
                     run.outcome = line.outcome.or(run.outcome.take());
                 }
-                None => runs.push(Run {
-                    task: line.task,
-                    worker: line.worker,
-                    attempt: line.attempt,
-                    started_ms: line.started_ms,
-                    ended_ms: line.ended_ms,
-                    outcome: line.outcome,
-                }),
+                None => {
+                    index.insert(key, runs.len());
+                    runs.push(Run {
+                        task: line.task,
+                        worker: line.worker,
+                        attempt: line.attempt,
+                        started_ms: line.started_ms,
+                        ended_ms: line.ended_ms,
+                        outcome: line.outcome,
+                    });
+                }
             }
         }
     }

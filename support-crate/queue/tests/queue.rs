@@ -20,9 +20,7 @@ const WAIT: Duration = Duration::from_secs(120);
 fn brokers() -> Vec<BrokerKind> {
     // CI installs redis-server (`./course setup`); a machine without it still tests SQLite.
     let mut kinds = vec![BrokerKind::Sqlite];
-    if parcours_queue::broker::BrokerKind::from_env().ok() == Some(BrokerKind::Redis)
-        || std::process::Command::new("redis-server").arg("--version").output().is_ok()
-    {
+    if std::process::Command::new("redis-server").arg("--version").output().is_ok() {
         kinds.push(BrokerKind::Redis);
     } else {
         eprintln!("redis-server is not installed: the Redis half of this test is skipped");
@@ -214,18 +212,14 @@ fn a_deposit_delivered_twice_is_applied_twice_unless_keyed() {
                 }
             })
             .unwrap();
-            let t = std::time::Instant::now();
             let counts = queue.wait(WAIT).unwrap();
-            eprintln!("{kind} waited {:?}", t.elapsed());
             assert_eq!(counts.done, 20, "{kind}: {counts}");
             let records = queue.records().unwrap();
             assert!(records.iter().all(|r| r.worker.as_deref() == Some(worker.name())), "{kind}");
             let per_account = if keyed { 50 } else { 100 };
             let expected = [("a0".to_string(), per_account), ("a1".to_string(), per_account)];
             assert_eq!(ledger.balances().unwrap(), expected.into_iter().collect(), "{kind}, keyed {keyed}");
-            let t = std::time::Instant::now();
             worker.stop().unwrap();
-            eprintln!("{kind} stopped in {:?}", t.elapsed());
         }
     }
 }
