@@ -120,7 +120,7 @@ ALTERATIONS = {
     "a markdown cell split in two in the .md": (lambda d: replace_in(
         d / SOURCE_DIR / "00-how-this-course-works.md", "The value of a cell's last expression",
         "+++\n\nThe value of a cell's last expression"),
-        "28 cells in the .ipynb, 29 in the .md"),
+        "32 cells in the .ipynb, 33 in the .md"),
     "a solution's tag changed in the .ipynb": (lambda d: edit_json(
         d / "00-how-this-course-works.ipynb",
         lambda nb: first_cell(nb, "solution")["metadata"].update(tags=["answer"])),

@@ -110,6 +110,24 @@ def test_wrong_answers_belong_to_exercises(path):
         f"{listed}")
 
 
+SLIDE_TYPES = {"slide", "subslide", "fragment", "skip", "notes", "-"}
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=ids)
+def test_is_a_slideshow_with_a_slide_per_section(path):
+    """RISE (jupyterlab-rise, in the course's environment) shows a notebook as slides: the title
+    and every `## ` section start a slide, every exercise a sub-slide."""
+    nb = nbformat.read(path, as_version=4)
+    kinds = [cell.metadata.get("slideshow", {}).get("slide_type") for cell in nb.cells]
+    assert all(kind is None or kind in SLIDE_TYPES for kind in kinds), set(kinds)
+    assert kinds[0] == "slide", "the title cell starts a slide"
+    for cell, kind in zip(nb.cells, kinds):
+        if cell.cell_type == "markdown" and cell.source.startswith("## "):
+            assert kind == "slide", f"section {cell.source.splitlines()[0]!r} starts no slide"
+        if cell.cell_type == "markdown" and cell.source.startswith("### Exercise"):
+            assert kind == "subslide", f"{cell.source.splitlines()[0]!r} starts no sub-slide"
+
+
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=ids)
 def test_opens_with_a_title_a_pitch_and_links(path):
     """The first cell: `# NN · title` (the metadata's), a one-line pitch in italics, then what

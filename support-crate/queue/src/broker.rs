@@ -504,6 +504,8 @@ pub struct Run {
     pub task: String,
     /// The worker's name.
     pub worker: String,
+    /// The process the worker ran in.
+    pub pid: u32,
     /// apalis' attempt number for this run (1 for the first).
     pub attempt: u32,
     /// When it started, in ms since the Unix epoch.

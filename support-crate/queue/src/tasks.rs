@@ -190,7 +190,8 @@ pub async fn handle(
     let id = id.to_string();
     let line = |outcome: Option<&str>| {
         let mut line = serde_json::json!({
-            "task": id, "worker": handling.worker, "attempt": attempt, "started_ms": started,
+            "task": id, "worker": handling.worker, "pid": std::process::id(), "attempt": attempt,
+            "started_ms": started,
         });
         if let Some(outcome) = outcome {
             line["ended_ms"] = now_ms().into();
@@ -236,6 +237,8 @@ pub(crate) fn read_runs(dir: &Path) -> Vec<Run> {
     struct Line {
         task: String,
         worker: String,
+        #[serde(default)]
+        pid: u32,
         attempt: u32,
         started_ms: u64,
         ended_ms: Option<u64>,
@@ -264,6 +267,7 @@ pub(crate) fn read_runs(dir: &Path) -> Vec<Run> {
                     runs.push(Run {
                         task: line.task,
                         worker: line.worker,
+                        pid: line.pid,
                         attempt: line.attempt,
                         started_ms: line.started_ms,
                         ended_ms: line.ended_ms,
