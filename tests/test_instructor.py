@@ -79,3 +79,48 @@ def test_solutions_writes_the_notebook_executed_with_every_solution_in_place(tmp
     checks = [cell for cell in written.cells if "check" in cell.metadata.get("tags", [])]
     shown = ["".join(o.get("text", "") for o in cell.outputs) for cell in checks]
     assert checks and all("✔" in text and "✘" not in text for text in shown), shown
+
+
+def student_copy(folder, student, answers):
+    """Notebook 00 as `student` hands it in: `answers` {exercise number: code} in its exercise
+    cells (the others keep their todo!()), and an extra cell of their own."""
+    reference = REPO / "notebooks" / "00-how-this-course-works.ipynb"
+    nb = nbformat.read(reference, as_version=4)
+    for number, (exercise, _solution, _check) in enumerate(exercises(nb), start=1):
+        if number in answers:
+            nb.cells[exercise].source = answers[number]
+    # What a submission does to what it does not own is ignored: only exercise cells count.
+    for cell in nb.cells:
+        if "check" in cell.metadata.get("tags", []):
+            cell.source = 'println!("✔ all good");'
+    (folder / student).mkdir(parents=True)
+    nbformat.write(nb, folder / student / reference.name)
+
+
+def test_grade_reads_each_exercise_of_a_class_from_the_course_checks(tmp_path):
+    from grade import grade_class, write_report
+    from nbrun import solution_code, wrong_answers
+    reference = REPO / "notebooks" / "00-how-this-course-works.ipynb"
+    nb = nbformat.read(reference, as_version=4)
+    solutions = {n: solution_code(nb.cells[s])
+                 for n, (_, s, _) in enumerate(exercises(nb), start=1)}
+    wrong = next(a for a in wrong_answers(reference) if a.exercise == 1)
+    submissions = tmp_path / "class"
+    student_copy(submissions, "alice", solutions)
+    student_copy(submissions, "bob", {**solutions, 1: wrong.code})
+    hang = solutions[2].replace("{", "{ loop { std::thread::sleep(std::time::Duration::from_secs(1)); }", 1)
+    student_copy(submissions, "carol", {1: solutions[1], 2: hang})
+    (submissions / "dave").mkdir()
+    grades = grade_class(submissions, notebook_timeout=600, cell_timeout=20, progress=lambda _: None)
+    got = {(g.student, g.exercise): g for g in grades}
+    assert [got["alice", n].status for n in (1, 2)] == ["pass", "pass"], grades
+    assert (got["bob", 1].status, got["bob", 2].status) == ("fail", "pass"), grades
+    assert "✘" in got["bob", 1].detail, got["bob", 1]
+    assert (got["carol", 1].status, got["carol", 2].status) == ("pass", "fail"), grades
+    assert "no result after 20 s" in got["carol", 2].detail, got["carol", 2]
+    assert [got["dave", n].status for n in (1, 2)] == ["not handed in"] * 2
+    write_report(grades, tmp_path / "report")
+    page = (tmp_path / "report" / "report.html").read_text()
+    assert all(name in page for name in ("alice", "bob", "carol", "dave"))
+    rows = (tmp_path / "report" / "report.csv").read_text().splitlines()
+    assert rows[0] == "student,notebook,exercise,status,detail" and len(rows) == 9
