@@ -34,7 +34,7 @@ def module_configurations():
     """The distinct sets of module crates that notebooks load in their first code cell, as
     the cells' `:dep` lines (the same text, so the same build), with the notebooks using each."""
     configurations = {}
-    for notebook in sorted((REPO / "notebooks").glob("*.ipynb")):
+    for notebook in sorted((REPO / "notebooks").glob("[0-9][0-9]-*.ipynb")):
         cells = json.loads(notebook.read_text())["cells"]
         first = next((cell for cell in cells if cell["cell_type"] == "code"), None)
         source = "".join(first["source"]) if first else ""

@@ -11,4 +11,4 @@ REPO = Path(__file__).resolve().parent.parent
 from nbrun import use_this_clones_kernel  # noqa: E402
 
 use_this_clones_kernel()
-NOTEBOOKS = sorted((REPO / "notebooks").glob("*.ipynb"))
+NOTEBOOKS = sorted((REPO / "notebooks").glob("[0-9][0-9]-*.ipynb"))

@@ -156,7 +156,7 @@ def pair_problems(notebook: Path, source: Path) -> list[str]:
 def check(directory: Path = NOTEBOOKS) -> list[str]:
     """Every problem with the lessons in `directory` and their sources, one line each, with the
     command that fixes it; empty when every notebook matches its source."""
-    notebooks = sorted(directory.glob("*.ipynb"))
+    notebooks = sorted(directory.glob("[0-9][0-9]-*.ipynb"))
     sources = sorted((directory / SOURCE_DIR).glob("*.md"))
     problems = []
     for source in sources:
@@ -259,7 +259,7 @@ def main(argv=None) -> int:
         write = to_notebook
     else:
         files = ([notebook_of(f) if f.suffix == ".md" else f for f in args.files]
-                 or sorted(NOTEBOOKS.glob("*.ipynb")))
+                 or sorted(NOTEBOOKS.glob("[0-9][0-9]-*.ipynb")))
         write = to_source
     failed = False
     changed = []
