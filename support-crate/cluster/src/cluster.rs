@@ -153,10 +153,10 @@ impl QueueStats {
     }
 }
 
-/// The tokio runtime behind every manager and client of this process: one per process (and, in
-/// a notebook, one per kernel, since this crate is a `dylib`), with two threads — the work is
-/// waiting on sockets, not computing.
-fn runtime() -> &'static tokio::runtime::Runtime {
+/// The tokio runtime behind every manager and client of this process, and Module 4's task
+/// queues: one per process (and, in a notebook, one per kernel, since this crate is a `dylib`),
+/// with two threads — the work is waiting on sockets, not computing.
+pub fn runtime() -> &'static tokio::runtime::Runtime {
     static RUNTIME: OnceLock<tokio::runtime::Runtime> = OnceLock::new();
     RUNTIME.get_or_init(|| {
         tokio::runtime::Builder::new_multi_thread()
@@ -176,7 +176,7 @@ fn runtime() -> &'static tokio::runtime::Runtime {
 /// a proxy from an `async` block or a task. So inside a runtime the call waits on a thread of
 /// its own. The caller's thread is still blocked meanwhile, as by any blocking call: in async
 /// code, prefer `tokio::task::spawn_blocking` around proxy calls.
-fn block_on<F>(future: F) -> F::Output
+pub fn block_on<F>(future: F) -> F::Output
 where
     F: Future + Send,
     F::Output: Send,

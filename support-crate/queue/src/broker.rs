@@ -27,7 +27,7 @@ use serde_json::Value;
 
 use crate::ledger::Ledger;
 use crate::local_redis::{Fsync, LocalRedis, redis_installed};
-use crate::runtime::block_on;
+use parcours_cluster::cluster::block_on;
 use crate::tasks::CourseTask;
 use crate::QueueError;
 

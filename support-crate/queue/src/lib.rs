@@ -26,7 +26,6 @@ mod error;
 pub mod ledger;
 mod local_redis;
 pub mod pool;
-mod runtime;
 pub mod tasks;
 pub mod worker;
 

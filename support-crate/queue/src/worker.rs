@@ -17,7 +17,7 @@ use serde::de::DeserializeOwned;
 use serde_json::Value;
 
 use crate::broker::{BrokerAddress, Connection, Queue};
-use crate::runtime::runtime;
+use parcours_cluster::cluster::runtime;
 use crate::tasks::{CustomHandler, Failure, Handling, handle};
 use crate::QueueError;
 
