@@ -133,7 +133,20 @@ async fn serve(
         Ok::<(), std::io::Error>(())
     };
     let connection = address.connect().await?;
-    // One builder per backend: apalis' types differ, the worker is the same.
+    // The same worker on either backend; apalis' types differ, hence a macro, not a function.
+    macro_rules! run_on {
+        ($storage:expr) => {
+            WorkerBuilder::new(name)
+                .backend($storage.poll_with_interval(options.poll))
+                .data(handling)
+                .retry(retry)
+                .concurrency(options.concurrency)
+                .parallelize(tokio::spawn)
+                .build(handle)
+                .run_until(shutdown)
+                .await
+        };
+    }
     let result = match connection {
         Connection::Redis(connection) => {
             let config = apalis_redis::Config::default()
@@ -141,16 +154,7 @@ async fn serve(
                 .heartbeat_interval(options.heartbeat)
                 .missed_heartbeats(options.missed_heartbeats)
                 .batch_size(options.batch);
-            let storage = RedisStorage::<Value>::new(connection).with_config(config);
-            WorkerBuilder::new(name)
-                .backend(storage.poll_with_interval(options.poll))
-                .data(handling)
-                .retry(retry)
-                .concurrency(options.concurrency)
-                .parallelize(tokio::spawn)
-                .build(handle)
-                .run_until(shutdown)
-                .await
+            run_on!(RedisStorage::<Value>::new(connection).with_config(config))
         }
         Connection::Sqlite(pool) => {
             let config = apalis_sqlite::Config::default()
@@ -158,16 +162,7 @@ async fn serve(
                 .heartbeat_interval(options.heartbeat)
                 .missed_heartbeats(options.missed_heartbeats)
                 .batch_size(options.batch);
-            let storage = SqliteStorage::<Value>::new(&pool).with_config(config);
-            WorkerBuilder::new(name)
-                .backend(storage.poll_with_interval(options.poll))
-                .data(handling)
-                .retry(retry)
-                .concurrency(options.concurrency)
-                .parallelize(tokio::spawn)
-                .build(handle)
-                .run_until(shutdown)
-                .await
+            run_on!(SqliteStorage::<Value>::new(&pool).with_config(config))
         }
     };
     result.map_err(|e| QueueError::Broker(format!("worker {name}: {e}")))
