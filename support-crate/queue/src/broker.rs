@@ -407,6 +407,9 @@ pub struct TaskRecord {
     pub payload: Value,
     /// The result: `Ok(value)`, or `Err(the error's text)`; `None` before the first report.
     pub result: Option<Result<Value, String>>,
+    /// The step of a flow it runs (its node in apalis-workflow's graph), if it is one.
+    #[serde(default)]
+    pub node: Option<usize>,
 }
 
 /// How many tasks a queue holds in each status.
@@ -514,6 +517,12 @@ pub struct Run {
     pub ended_ms: Option<u64>,
     /// `ok`, or the error; `None` if the worker died first.
     pub outcome: Option<String>,
+    /// The step of a flow it ran ([`crate::canvas`]), if it is one.
+    #[serde(default)]
+    pub node: Option<String>,
+    /// How many inputs that step got.
+    #[serde(default)]
+    pub inputs: Option<usize>,
 }
 
 /// A queue of a [`Broker`]: push tasks, read what the broker records about them.
@@ -604,6 +613,34 @@ impl Queue {
                 }
             };
             pushed.map(|()| ids)
+        })
+    }
+
+    /// Pushes the task that starts a flow ([`Queue::start_flow`]).
+    pub(crate) fn push_start(&self, payload: crate::canvas::StartPayload) -> Result<(), QueueError> {
+        use apalis_workflow::WorkflowSink;
+        use crate::canvas::StartPayload;
+        block_on(async {
+            macro_rules! start_on {
+                ($storage:expr) => {{
+                    let mut storage = $storage;
+                    match payload {
+                        StartPayload::One(value) => storage.push_start(value).await,
+                        StartPayload::FanOut(values) => storage.start_fan_out(values).await,
+                    }
+                    .map_err(QueueError::broker)
+                }};
+            }
+            match self.connection.get().await? {
+                Connection::Redis(connection) => {
+                    let config = apalis_redis::Config::default().queue(&self.name);
+                    start_on!(RedisStorage::<Value>::new(connection).with_config(config))
+                }
+                Connection::Sqlite(pool) => {
+                    let config = apalis_sqlite::Config::default().queue(&self.name);
+                    start_on!(SqliteStorage::<Value>::new(&pool).with_config(config))
+                }
+            }
         })
     }
 
@@ -784,13 +821,15 @@ async fn redis_records(
             worker: meta.get("locked_by").filter(|w| !w.is_empty()).cloned(),
             payload: serde_json::from_slice(&payloads[id]).unwrap_or(Value::Null),
             result: meta.get("result").map(|text| read_result(text)),
+            node: meta.get(FLOW_NODE_KEY).and_then(|node| node.parse().ok()),
         })
         .collect())
 }
 
 async fn sqlite_records(pool: &SqlitePool, queue: &str) -> Result<Vec<TaskRecord>, QueueError> {
-    let rows: Vec<(String, String, i64, Option<String>, Vec<u8>, Option<String>)> = sqlx::query_as(
-        "SELECT id, status, attempts, lock_by, job, last_result FROM Jobs WHERE job_type = ?1",
+    type Row = (String, String, i64, Option<String>, Vec<u8>, Option<String>, Option<String>);
+    let rows: Vec<Row> = sqlx::query_as(
+        "SELECT id, status, attempts, lock_by, job, last_result, metadata FROM Jobs WHERE job_type = ?1",
     )
     .bind(queue)
     .fetch_all(pool)
@@ -798,16 +837,25 @@ async fn sqlite_records(pool: &SqlitePool, queue: &str) -> Result<Vec<TaskRecord
     .map_err(QueueError::broker)?;
     Ok(rows
         .into_iter()
-        .map(|(id, status, attempts, worker, payload, result)| TaskRecord {
+        .map(|(id, status, attempts, worker, payload, result, metadata)| TaskRecord {
             id,
             status: Status::parse(&status),
             attempts: attempts.max(0) as u32,
             worker: worker.filter(|w| !w.is_empty()),
             payload: serde_json::from_slice(&payload).unwrap_or(Value::Null),
             result: result.map(|text| read_result(&text)),
+            node: metadata
+                .and_then(|text| serde_json::from_str::<Value>(&text).ok())
+                .and_then(|meta| match meta.get(FLOW_NODE_KEY)? {
+                    Value::String(node) => node.parse().ok(),
+                    other => other.as_u64().map(|n| n as usize),
+                }),
         })
         .collect())
 }
+
+/// Where apalis-workflow keeps a task's node in the task's metadata.
+const FLOW_NODE_KEY: &str = "apalis_workflow.graph.current_node";
 
 /// apalis stores a result as serde's `{"Ok": value}` or `{"Err": "text"}`.
 fn read_result(text: &str) -> Result<Value, String> {

@@ -19,6 +19,9 @@ pub enum QueueError {
     /// A worker process could not be started, or the worker program is missing.
     #[error("worker processes: {0}")]
     Workers(String),
+    /// A flow that cannot run, or was started wrong.
+    #[error("the flow: {0}")]
+    Flow(String),
     /// A wait ran out of time.
     #[error("gave up waiting after {waited:?}: {what}")]
     Timeout {

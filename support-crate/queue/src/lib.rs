@@ -11,9 +11,12 @@
 //!   the handler that runs them: parse, run under a time limit, retry with back-off, give up.
 //! - [`worker`] — one apalis worker, as the course's `parcours-queue-worker` program runs it;
 //!   [`worker::KernelWorker`], a worker in the kernel that runs a handler of your own.
+//! - [`canvas`] — Celery's canvas: chains, groups and chords of steps ([`canvas::Flow`]), run
+//!   by worker processes with apalis-workflow, each step a task in the broker.
 //! - [`ledger`] — balances kept in the broker, to see at-least-once delivery twice apply a
 //!   deposit, and an idempotency key prevent it.
 //! - [`pool`] — a pool of worker *processes* started from a cell, each under a unique name.
+//! - [`beat`] — Celery beat: a schedule (cron) that pushes a task at each tick.
 //!
 //! The workers are [apalis](https://docs.rs/apalis) 1.0 workers; what apalis 1.0 does and does
 //! not do on each broker (and what the course does about it) is in `docs/queue.md`.
@@ -22,6 +25,7 @@
 #![warn(missing_docs)]
 
 pub mod broker;
+pub mod canvas;
 mod error;
 pub mod ledger;
 mod local_redis;

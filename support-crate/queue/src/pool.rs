@@ -8,6 +8,7 @@ use std::time::{Duration, Instant};
 use parcours_cluster::cluster::{build_binaries, spawn_tied};
 
 use crate::broker::Queue;
+use crate::canvas::Flow;
 use crate::worker::WorkerOptions;
 use crate::QueueError;
 
@@ -82,8 +83,34 @@ impl WorkerPool {
     /// # Errors
     /// When the program cannot be found, built or started.
     pub fn start(queue: &Queue, workers: usize, options: &WorkerOptions) -> Result<Self, QueueError> {
+        Self::start_with(queue, workers, options, Vec::new())
+    }
+
+    /// Starts `workers` worker processes that run the steps of `flow` on `queue` (start a run
+    /// with [`Queue::start_flow`]). Only `concurrency`, `time_limit`, the heartbeat and the
+    /// polling of `options` apply: a failed step ends its flow, it is not retried.
+    ///
+    /// # Errors
+    /// A flow that cannot run ([`Flow::validate`]), or workers that cannot be started.
+    pub fn start_flow(queue: &Queue, flow: &Flow, workers: usize, options: &WorkerOptions) -> Result<Self, QueueError> {
+        flow.validate()?;
+        // The workers read the flow from a file: each process builds the same graph.
+        let path = queue.runs_dir().with_extension("flow.json");
+        let text = serde_json::to_string_pretty(flow).map_err(|e| QueueError::Flow(e.to_string()))?;
+        std::fs::create_dir_all(queue.runs_dir()).map_err(QueueError::io("creating the run logs' folder"))?;
+        std::fs::write(&path, text).map_err(QueueError::io(format!("writing {}", path.display())))?;
+        Self::start_with(queue, workers, options, vec!["--flow".into(), path.into()])
+    }
+
+    fn start_with(
+        queue: &Queue,
+        workers: usize,
+        options: &WorkerOptions,
+        extra: Vec<std::ffi::OsString>,
+    ) -> Result<Self, QueueError> {
         static POOLS: AtomicUsize = AtomicUsize::new(0);
         let mut args = queue.address().to_args();
+        args.extend(extra);
         args.extend(["--queue".into(), queue.name().into()]);
         args.extend(["--runs-dir".into(), queue.runs_dir().into()]);
         args.extend(options.to_args().into_iter().map(Into::into));

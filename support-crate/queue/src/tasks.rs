@@ -150,7 +150,7 @@ impl Handling {
         self
     }
 
-    fn log(&self, line: &Value) {
+    pub(crate) fn log(&self, line: &Value) {
         if let Some(log) = &self.log {
             let mut text = line.to_string();
             text.push('\n');
@@ -243,6 +243,8 @@ pub(crate) fn read_runs(dir: &Path) -> Vec<Run> {
         started_ms: u64,
         ended_ms: Option<u64>,
         outcome: Option<String>,
+        node: Option<String>,
+        inputs: Option<usize>,
     }
     let mut runs: Vec<Run> = Vec::new();
     // A run is known by its worker, task, attempt and start: the end line completes it.
@@ -272,6 +274,8 @@ pub(crate) fn read_runs(dir: &Path) -> Vec<Run> {
                         started_ms: line.started_ms,
                         ended_ms: line.ended_ms,
                         outcome: line.outcome,
+                        node: line.node,
+                        inputs: line.inputs,
                     });
                 }
             }

@@ -17,6 +17,7 @@ use serde::de::DeserializeOwned;
 use serde_json::Value;
 
 use crate::broker::{BrokerAddress, Connection, Queue};
+use crate::canvas::{Aborting, Flow, flow_graph};
 use parcours_cluster::cluster::runtime;
 use crate::tasks::{CustomHandler, Failure, Handling, handle};
 use crate::QueueError;
@@ -107,6 +108,61 @@ pub async fn run_worker(
     let handling = Handling::new(name, options.retries, options.time_limit, runs_dir.as_deref())
         .map_err(QueueError::io("opening the worker's run log"))?;
     serve(address, queue, name, Arc::new(handling), options, Box::pin(shutdown)).await
+}
+
+/// Runs one worker named `name` that runs the steps of `flow` on `queue` (apalis-workflow),
+/// until `shutdown` completes. A failed step is never retried: it ends its flow.
+///
+/// # Errors
+/// A flow that cannot run, or a lost broker (as [`run_worker`]).
+pub async fn run_flow_worker(
+    address: &BrokerAddress,
+    queue: &str,
+    name: &str,
+    flow: &Flow,
+    options: &WorkerOptions,
+    runs_dir: Option<PathBuf>,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> Result<(), QueueError> {
+    flow.validate()?;
+    let handling = Arc::new(
+        Handling::new(name, 0, options.time_limit, runs_dir.as_deref())
+            .map_err(QueueError::io("opening the worker's run log"))?,
+    );
+    let shutdown = async move {
+        shutdown.await;
+        Ok::<(), std::io::Error>(())
+    };
+    macro_rules! run_flow_on {
+        ($storage:expr) => {
+            WorkerBuilder::new(name)
+                .backend($storage.poll_with_interval(options.poll))
+                .concurrency(options.concurrency)
+                .parallelize(tokio::spawn)
+                .build(Aborting(flow_graph!(flow, &handling)))
+                .run_until(shutdown)
+                .await
+        };
+    }
+    let result = match address.connect().await? {
+        Connection::Redis(connection) => {
+            let config = apalis_redis::Config::default()
+                .queue(queue)
+                .heartbeat_interval(options.heartbeat)
+                .missed_heartbeats(options.missed_heartbeats)
+                .batch_size(options.batch);
+            run_flow_on!(RedisStorage::<Vec<u8>>::new(connection).with_config(config))
+        }
+        Connection::Sqlite(pool) => {
+            let config = apalis_sqlite::Config::default()
+                .queue(queue)
+                .heartbeat_interval(options.heartbeat)
+                .missed_heartbeats(options.missed_heartbeats)
+                .batch_size(options.batch);
+            run_flow_on!(SqliteStorage::<Vec<u8>>::new(&pool).with_config(config))
+        }
+    };
+    result.map_err(|e| QueueError::Broker(format!("worker {name}: {e}")))
 }
 
 // Not generic (a boxed future, a shared handler): a cell that starts a worker compiles none of

@@ -223,3 +223,70 @@ fn a_deposit_delivered_twice_is_applied_twice_unless_keyed() {
         }
     }
 }
+
+#[test]
+fn flows_run_each_step_as_a_task_in_dependency_order() {
+    use parcours_queue::canvas::{Flow, Step};
+    use serde_json::json;
+    for kind in brokers() {
+        let broker = Broker::start_kind(kind).unwrap();
+        // A chain: ((3 + 4) × 10) + 1.
+        let chain = Flow::chain("chain", vec![Step::Add { n: 4 }, Step::Multiply { by: 10 }, Step::Add { n: 1 }]);
+        let queue = broker.queue("chain");
+        let pool = WorkerPool::start_flow(&queue, &chain, 2, &WorkerOptions::default()).unwrap();
+        queue.start_flow(&chain, vec![json!(3)]).unwrap();
+        queue.wait(WAIT).unwrap();
+        let report = queue.flow_report(&chain).unwrap();
+        assert_eq!(report.output("2: add 1"), Some(&json!(71)), "{kind}: {report:?}");
+        let ends: Vec<(u64, u64)> = report.steps.iter().map(|s| {
+            let run = s.run.as_ref().expect("every step ran");
+            (run.started_ms, run.ended_ms.unwrap())
+        }).collect();
+        assert!(ends.windows(2).all(|w| w[1].0 >= w[0].1), "{kind}: {ends:?}");
+        pool.stop().unwrap();
+
+        // A chord: a group on two workers, then the sum once all are done. One task at a time
+        // per worker, 300 ms each: both workers take some.
+        let chord = Flow::chord("chord", vec![Step::Sleep { ms: 300 }; 6], Step::Sum);
+        let queue = broker.queue("chord");
+        let one_at_a_time = WorkerOptions { concurrency: 1, batch: 1, ..WorkerOptions::default() };
+        let pool = WorkerPool::start_flow(&queue, &chord, 2, &one_at_a_time).unwrap();
+        queue.start_flow(&chord, (1..=6).map(|k| json!(k)).collect()).unwrap();
+        queue.wait(WAIT).unwrap();
+        let report = queue.flow_report(&chord).unwrap();
+        let sum = report.step("6: sum").unwrap();
+        assert_eq!(sum.output, Some(Ok(json!(21))), "{kind}: {report:?}");
+        assert_eq!(sum.inputs, Some(6), "{kind}");
+        // Enqueued by each of the six; all but one of those tasks only waited.
+        assert_eq!(sum.waiting_tasks, 5, "{kind}: {report:?}");
+        let header_end = report.steps[..6].iter().map(|s| s.run.as_ref().unwrap().ended_ms.unwrap()).max().unwrap();
+        assert!(sum.run.as_ref().unwrap().started_ms >= header_end, "{kind}: {report:?}");
+        let workers: BTreeSet<&str> = report.steps[..6].iter().map(|s| s.run.as_ref().unwrap().worker.as_str()).collect();
+        assert_eq!(workers.len(), 2, "{kind}: {workers:?}");
+        assert!(report.gantt().as_svg().contains("6: sum") && chord.diagram().as_svg().contains("<line"), "{kind}");
+        pool.stop().unwrap();
+
+        // A failed step ends its flow: killed, never retried, and the chord's body never runs.
+        let failing = Flow::chord("failing", vec![Step::Sleep { ms: 10 }, Step::Fail { message: "no data".into() }], Step::Sum);
+        let queue = broker.queue("failing");
+        let pool = WorkerPool::start_flow(&queue, &failing, 1, &WorkerOptions::default()).unwrap();
+        queue.start_flow(&failing, vec![json!(1), json!(2)]).unwrap();
+        queue.wait(WAIT).unwrap();
+        let report = queue.flow_report(&failing).unwrap();
+        let failed = report.step("1: fail").unwrap();
+        assert_eq!(failed.status, Some(Status::Killed), "{kind}: {report:?}");
+        assert!(matches!(&failed.output, Some(Err(e)) if e.contains("no data")), "{kind}: {report:?}");
+        assert!(queue.records().unwrap().iter().all(|r| r.attempts <= 1), "{kind}");
+        assert_eq!(report.output("2: sum"), None, "{kind}: {report:?}");
+        pool.stop().unwrap();
+
+        // A flow apalis-workflow cannot run is refused before it starts.
+        let mut odd = Flow::new("odd");
+        let a = odd.add("a", Step::Add { n: 1 }, &[]);
+        let b = odd.add("b", Step::Add { n: 1 }, &[a]);
+        odd.add("c", Step::Sum, &[a, b]);
+        let refused = WorkerPool::start_flow(&broker.queue("odd"), &odd, 1, &WorkerOptions::default());
+        assert!(matches!(refused, Err(parcours_queue::QueueError::Flow(_))), "{kind}: {refused:?}");
+        assert!(queue.start_flow(&chord, vec![json!(1)]).is_err(), "{kind}: six inputs needed");
+    }
+}

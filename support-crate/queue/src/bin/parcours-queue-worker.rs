@@ -5,7 +5,9 @@
 //! parcours-queue-worker (--redis-port P --password-file F | --sqlite FILE) --queue Q --name N
 //!     [--runs-dir D] [--concurrency 4] [--retries 0] [--backoff-ms 100] [--time-limit-ms T]
 //!     [--heartbeat-ms 1000] [--missed-heartbeats 3] [--poll-ms 20] [--batch 10]
+//!     [--flow FILE]
 //! ```
+//! With `--flow`, the worker runs the steps of the flow in FILE (`parcours_queue::canvas`).
 //! Started by `parcours_queue::pool::WorkerPool`. When the broker goes away (Redis restarted)
 //! apalis ends the worker; this program waits one heartbeat and starts it again under the
 //! same name, which makes the broker hand it back the tasks it held.
@@ -16,7 +18,8 @@ use std::str::FromStr;
 use std::time::Duration;
 
 use parcours_queue::broker::BrokerAddress;
-use parcours_queue::worker::{WorkerOptions, run_worker};
+use parcours_queue::canvas::Flow;
+use parcours_queue::worker::{WorkerOptions, run_flow_worker, run_worker};
 
 struct Args {
     address: BrokerAddress,
@@ -24,11 +27,12 @@ struct Args {
     name: String,
     runs_dir: Option<PathBuf>,
     options: WorkerOptions,
+    flow: Option<Flow>,
 }
 
 fn parse(mut words: impl Iterator<Item = String>) -> Result<Args, String> {
     let (mut port, mut password_file, mut sqlite) = (None, None, None);
-    let (mut queue, mut name, mut runs_dir) = (None, None, None);
+    let (mut queue, mut name, mut runs_dir, mut flow) = (None, None, None, None);
     let mut options = WorkerOptions::default();
     fn number<T: FromStr>(flag: &str, value: &str) -> Result<T, String> {
         value.parse().map_err(|_| format!("{flag} wants a number, not {value:?}"))
@@ -51,6 +55,10 @@ fn parse(mut words: impl Iterator<Item = String>) -> Result<Args, String> {
             "--missed-heartbeats" => options.missed_heartbeats = number(&flag, &value)?,
             "--poll-ms" => options.poll = ms(&flag, &value)?,
             "--batch" => options.batch = number(&flag, &value)?,
+            "--flow" => {
+                let text = std::fs::read_to_string(&value).map_err(|e| format!("--flow {value}: {e}"))?;
+                flow = Some(serde_json::from_str(&text).map_err(|e| format!("--flow {value}: not a flow: {e}"))?);
+            }
             _ => return Err(format!("unknown option {flag}")),
         }
     }
@@ -65,6 +73,7 @@ fn parse(mut words: impl Iterator<Item = String>) -> Result<Args, String> {
         name: name.ok_or("--name is missing")?,
         runs_dir,
         options,
+        flow,
     })
 }
 
@@ -101,15 +110,13 @@ async fn serve(args: Args) -> ExitCode {
         let shutdown = async move {
             let _ = until.wait_for(|stop| *stop).await;
         };
-        let run = run_worker(
-            &args.address,
-            &args.queue,
-            &args.name,
-            &args.options,
-            args.runs_dir.clone(),
-            shutdown,
-        )
-        .await;
+        let run = match &args.flow {
+            None => run_worker(&args.address, &args.queue, &args.name, &args.options, args.runs_dir.clone(), shutdown).await,
+            Some(flow) => {
+                let runs_dir = args.runs_dir.clone();
+                run_flow_worker(&args.address, &args.queue, &args.name, flow, &args.options, runs_dir, shutdown).await
+            }
+        };
         if *stopped.borrow() {
             return ExitCode::SUCCESS;
         }
