@@ -526,7 +526,7 @@ pub struct Run {
 }
 
 /// A queue of a [`Broker`]: push tasks, read what the broker records about them.
-#[derive(Debug)]
+#[derive(Clone, Debug)]
 pub struct Queue {
     name: String,
     runs_dir: PathBuf,
@@ -589,31 +589,34 @@ impl Queue {
     /// # Errors
     /// When the broker cannot be reached.
     pub fn push_payloads(&self, payloads: Vec<Value>) -> Result<Vec<String>, QueueError> {
-        block_on(async {
-            let connection = self.connection.get().await?;
-            let mut ids = Vec::with_capacity(payloads.len());
-            // Monotonic within a millisecond too: the records' order is the order of pushing.
-            let mut generator = ulid::Generator::new();
-            let mut tasks = Vec::with_capacity(payloads.len());
-            for payload in payloads {
-                let id = TaskId::from_ulid(generator.generate().map_err(QueueError::broker)?);
-                ids.push(id.to_string());
-                tasks.push(TaskBuilder::new(payload).task_id(id).build());
+        block_on(self.push_payloads_async(payloads))
+    }
+
+    /// [`Queue::push_payloads`], from async code (the beat).
+    pub(crate) async fn push_payloads_async(&self, payloads: Vec<Value>) -> Result<Vec<String>, QueueError> {
+        let connection = self.connection.get().await?;
+        let mut ids = Vec::with_capacity(payloads.len());
+        // Monotonic within a millisecond too: the records' order is the order of pushing.
+        let mut generator = ulid::Generator::new();
+        let mut tasks = Vec::with_capacity(payloads.len());
+        for payload in payloads {
+            let id = TaskId::from_ulid(generator.generate().map_err(QueueError::broker)?);
+            ids.push(id.to_string());
+            tasks.push(TaskBuilder::new(payload).task_id(id).build());
+        }
+        let pushed = match connection {
+            Connection::Redis(connection) => {
+                let config = apalis_redis::Config::default().queue(&self.name);
+                let mut storage = RedisStorage::<Value>::new(connection).with_config(config);
+                storage.push_all(futures::stream::iter(tasks)).await.map_err(QueueError::broker)
             }
-            let pushed = match connection {
-                Connection::Redis(connection) => {
-                    let config = apalis_redis::Config::default().queue(&self.name);
-                    let mut storage = RedisStorage::<Value>::new(connection).with_config(config);
-                    storage.push_all(futures::stream::iter(tasks)).await.map_err(QueueError::broker)
-                }
-                Connection::Sqlite(pool) => {
-                    let config = apalis_sqlite::Config::default().queue(&self.name);
-                    let mut storage = SqliteStorage::<Value>::new(&pool).with_config(config);
-                    storage.push_all(futures::stream::iter(tasks)).await.map_err(QueueError::broker)
-                }
-            };
-            pushed.map(|()| ids)
-        })
+            Connection::Sqlite(pool) => {
+                let config = apalis_sqlite::Config::default().queue(&self.name);
+                let mut storage = SqliteStorage::<Value>::new(&pool).with_config(config);
+                storage.push_all(futures::stream::iter(tasks)).await.map_err(QueueError::broker)
+            }
+        };
+        pushed.map(|()| ids)
     }
 
     /// Pushes the task that starts a flow ([`Queue::start_flow`]).

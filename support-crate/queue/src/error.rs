@@ -22,6 +22,9 @@ pub enum QueueError {
     /// A flow that cannot run, or was started wrong.
     #[error("the flow: {0}")]
     Flow(String),
+    /// A beat's schedule that does not parse, or a beat that failed.
+    #[error("the beat: {0}")]
+    Beat(String),
     /// A wait ran out of time.
     #[error("gave up waiting after {waited:?}: {what}")]
     Timeout {

@@ -24,6 +24,7 @@
 //! Re-exported, so that cells share one copy: [`apalis`], [`apalis_redis`], [`apalis_sqlite`].
 #![warn(missing_docs)]
 
+pub mod beat;
 pub mod broker;
 pub mod canvas;
 mod error;

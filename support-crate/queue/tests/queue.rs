@@ -290,3 +290,25 @@ fn flows_run_each_step_as_a_task_in_dependency_order() {
         assert!(queue.start_flow(&chord, vec![json!(1)]).is_err(), "{kind}: six inputs needed");
     }
 }
+
+#[test]
+fn a_beat_pushes_a_task_at_each_tick_for_the_workers() {
+    use parcours_queue::beat::Beat;
+    for kind in brokers() {
+        let broker = Broker::start_kind(kind).unwrap();
+        let queue = broker.queue("beat");
+        let pool = WorkerPool::start(&queue, 1, &WorkerOptions::default()).unwrap();
+        let beat = Beat::start(&queue, "*/1 * * * * *", &CourseTask::Square { n: 7 }).unwrap();
+        std::thread::sleep(Duration::from_millis(3500));
+        let pushes = beat.stop().unwrap();
+        assert!((3..=4).contains(&pushes.len()), "{kind}: {pushes:?}");
+        assert!(pushes.windows(2).all(|w| w[1].tick == w[0].tick + 1), "{kind}: {pushes:?}");
+        queue.wait(WAIT).unwrap();
+        let ids: Vec<String> = pushes.iter().map(|p| p.task.clone()).collect();
+        let results: Vec<u64> = queue.results(&ids).unwrap();
+        assert_eq!(results, vec![49; pushes.len()], "{kind}");
+        pool.stop().unwrap();
+        let wrong = Beat::start(&queue, "every two seconds", &CourseTask::Noop);
+        assert!(matches!(&wrong, Err(e) if e.to_string().contains("cron expression")), "{kind}: {wrong:?}");
+    }
+}
