@@ -87,8 +87,8 @@ impl WorkerPool {
     }
 
     /// Starts `workers` worker processes that run the steps of `flow` on `queue` (start a run
-    /// with [`Queue::start_flow`]). Only `concurrency`, `time_limit`, the heartbeat and the
-    /// polling of `options` apply: a failed step ends its flow, it is not retried.
+    /// with [`Queue::start_flow`]). Only `concurrency`, `batch`, the heartbeat and the polling
+    /// of `options` apply: a failed step ends its flow, it is not retried.
     ///
     /// # Errors
     /// A flow that cannot run ([`Flow::validate`]), or workers that cannot be started.

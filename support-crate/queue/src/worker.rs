@@ -126,7 +126,7 @@ pub async fn run_flow_worker(
 ) -> Result<(), QueueError> {
     flow.validate()?;
     let handling = Arc::new(
-        Handling::new(name, 0, options.time_limit, runs_dir.as_deref())
+        Handling::new(name, 0, None, runs_dir.as_deref())
             .map_err(QueueError::io("opening the worker's run log"))?,
     );
     let shutdown = async move {
