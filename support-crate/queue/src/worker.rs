@@ -146,23 +146,31 @@ pub async fn run_flow_worker(
     }
     let result = match address.connect().await? {
         Connection::Redis(connection) => {
-            let config = apalis_redis::Config::default()
-                .queue(queue)
-                .heartbeat_interval(options.heartbeat)
-                .missed_heartbeats(options.missed_heartbeats)
-                .batch_size(options.batch);
+            let config = redis_config(queue, options);
             run_flow_on!(RedisStorage::<Vec<u8>>::new(connection).with_config(config))
         }
         Connection::Sqlite(pool) => {
-            let config = apalis_sqlite::Config::default()
-                .queue(queue)
-                .heartbeat_interval(options.heartbeat)
-                .missed_heartbeats(options.missed_heartbeats)
-                .batch_size(options.batch);
+            let config = sqlite_config(queue, options);
             run_flow_on!(SqliteStorage::<Vec<u8>>::new(&pool).with_config(config))
         }
     };
     result.map_err(|e| QueueError::Broker(format!("worker {name}: {e}")))
+}
+
+fn redis_config(queue: &str, options: &WorkerOptions) -> apalis_redis::Config {
+    apalis_redis::Config::default()
+        .queue(queue)
+        .heartbeat_interval(options.heartbeat)
+        .missed_heartbeats(options.missed_heartbeats)
+        .batch_size(options.batch)
+}
+
+fn sqlite_config(queue: &str, options: &WorkerOptions) -> apalis_sqlite::Config {
+    apalis_sqlite::Config::default()
+        .queue(queue)
+        .heartbeat_interval(options.heartbeat)
+        .missed_heartbeats(options.missed_heartbeats)
+        .batch_size(options.batch)
 }
 
 // Not generic (a boxed future, a shared handler): a cell that starts a worker compiles none of
@@ -205,19 +213,11 @@ async fn serve(
     }
     let result = match connection {
         Connection::Redis(connection) => {
-            let config = apalis_redis::Config::default()
-                .queue(queue)
-                .heartbeat_interval(options.heartbeat)
-                .missed_heartbeats(options.missed_heartbeats)
-                .batch_size(options.batch);
+            let config = redis_config(queue, options);
             run_on!(RedisStorage::<Value>::new(connection).with_config(config))
         }
         Connection::Sqlite(pool) => {
-            let config = apalis_sqlite::Config::default()
-                .queue(queue)
-                .heartbeat_interval(options.heartbeat)
-                .missed_heartbeats(options.missed_heartbeats)
-                .batch_size(options.batch);
+            let config = sqlite_config(queue, options);
             run_on!(SqliteStorage::<Value>::new(&pool).with_config(config))
         }
     };
