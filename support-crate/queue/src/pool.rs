@@ -95,7 +95,9 @@ impl WorkerPool {
     pub fn start_flow(queue: &Queue, flow: &Flow, workers: usize, options: &WorkerOptions) -> Result<Self, QueueError> {
         flow.validate()?;
         // The workers read the flow from a file: each process builds the same graph.
-        let path = queue.runs_dir().with_extension("flow.json");
+        let mut path = queue.runs_dir().as_os_str().to_owned();
+        path.push(".flow.json");
+        let path = std::path::PathBuf::from(path);
         let text = serde_json::to_string_pretty(flow).map_err(|e| QueueError::Flow(e.to_string()))?;
         std::fs::create_dir_all(queue.runs_dir()).map_err(QueueError::io("creating the run logs' folder"))?;
         std::fs::write(&path, text).map_err(QueueError::io(format!("writing {}", path.display())))?;
