@@ -14,6 +14,7 @@ use std::time::Duration;
 
 use apalis::prelude::{AbortError, BoxDynError, TaskId};
 use apalis_workflow::graph::decode::GraphCodec;
+use parcours::diagram::{Diagram, Node, svg_open};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
@@ -233,51 +234,8 @@ impl Flow {
 
     /// The flow as a picture: one box per step, arrows from the steps it waits for.
     pub fn diagram(&self) -> Diagram {
-        let mut depth = vec![0usize; self.nodes.len()];
-        for (k, node) in self.nodes.iter().enumerate() {
-            depth[k] = node.after.iter().map(|&p| depth[p] + 1).max().unwrap_or(0);
-        }
-        let layers = depth.iter().max().map_or(0, |d| d + 1);
-        let mut rows = vec![0usize; self.nodes.len()];
-        let mut per_layer = vec![0usize; layers];
-        for (k, &d) in depth.iter().enumerate() {
-            rows[k] = per_layer[d];
-            per_layer[d] += 1;
-        }
-        let tallest = per_layer.iter().copied().max().unwrap_or(1);
-        let (box_w, box_h, gap_x, gap_y) = (150.0, 34.0, 60.0, 14.0);
-        let height = tallest as f64 * (box_h + gap_y) + gap_y + 24.0;
-        let width = layers as f64 * (box_w + gap_x) + gap_x - 40.0;
-        let place = |k: NodeId| {
-            let offset = (tallest - per_layer[depth[k]]) as f64 * (box_h + gap_y) / 2.0;
-            (20.0 + depth[k] as f64 * (box_w + gap_x), 34.0 + offset + rows[k] as f64 * (box_h + gap_y))
-        };
-        let mut svg = svg_open(width, height, &format!("flow {}", self.name));
-        svg.push_str(r##"<defs><marker id="arrow" markerWidth="8" markerHeight="8" refX="8" refY="4" orient="auto"><path d="M0,0 L8,4 L0,8 z" fill="#555"/></marker></defs>"##);
-        for (k, node) in self.nodes.iter().enumerate() {
-            let (x, y) = place(k);
-            for &p in &node.after {
-                let (px, py) = place(p);
-                let _ = write!(
-                    svg,
-                    r##"<line x1="{:.0}" y1="{:.0}" x2="{:.0}" y2="{:.0}" stroke="#555" marker-end="url(#arrow)"/>"##,
-                    px + box_w,
-                    py + box_h / 2.0,
-                    x - 2.0,
-                    y + box_h / 2.0
-                );
-            }
-            let fill = if node.after.len() > 1 { "#fde2c4" } else if node.after.is_empty() { "#d6e6f5" } else { "#e3f1dc" };
-            let _ = write!(
-                svg,
-                r##"<rect x="{x:.0}" y="{y:.0}" width="{box_w}" height="{box_h}" rx="6" fill="{fill}" stroke="#555"/><text x="{:.0}" y="{:.0}" text-anchor="middle" font-size="12">{}</text>"##,
-                x + box_w / 2.0,
-                y + box_h / 2.0 + 4.0,
-                parcours::display::escape_html(&node.name)
-            );
-        }
-        svg.push_str("</svg>");
-        Diagram(svg)
+        let nodes: Vec<Node> = self.nodes.iter().map(|node| Node::new(node.name.clone(), node.after.clone())).collect();
+        Diagram::layered(&format!("flow {}", self.name), &nodes)
     }
 }
 
@@ -292,29 +250,6 @@ impl Step {
             Step::Sleep { ms } => format!("sleep {ms} ms"),
             Step::Fail { .. } => "fail".into(),
         }
-    }
-}
-
-fn svg_open(width: f64, height: f64, title: &str) -> String {
-    format!(
-        r#"<svg xmlns="http://www.w3.org/2000/svg" width="{width:.0}" height="{height:.0}" font-family="sans-serif"><rect width="100%" height="100%" fill="white"/><text x="10" y="18" font-size="14">{}</text>"#,
-        parcours::display::escape_html(title)
-    )
-}
-
-/// An SVG picture, shown as an image in a notebook.
-#[derive(Clone, Debug, PartialEq)]
-pub struct Diagram(String);
-
-impl Diagram {
-    /// The SVG source.
-    pub fn as_svg(&self) -> &str {
-        &self.0
-    }
-
-    /// Shows the picture in the notebook.
-    pub fn evcxr_display(&self) {
-        parcours::display::emit("image/svg+xml", &self.0);
     }
 }
 
@@ -573,7 +508,7 @@ impl FlowReport {
             width - 20.0,
             height - 8.0
         );
-        Diagram(svg)
+        Diagram::from_svg(svg)
     }
 }
 

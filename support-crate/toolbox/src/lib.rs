@@ -46,6 +46,7 @@
 
 pub mod bench;
 pub mod chart;
+pub mod diagram;
 pub mod display;
 pub mod exercise;
 pub mod notebook;

@@ -89,6 +89,21 @@ pub fn small() -> bool {
     std::env::var("PARCOURS_SMALL").is_ok_and(|v| !v.is_empty() && v != "0")
 }
 
+/// The course's cache folder, by the rule of `kernel/paths.py` and `course`:
+/// `PARCOURS_HOME`, else `$XDG_CACHE_HOME/parcours`, else `~/.cache/parcours`. It is the
+/// user's own: lessons keep their data and servers' files under it, never in a shared folder.
+pub fn parcours_home() -> std::path::PathBuf {
+    use std::path::PathBuf;
+    let var = |name| std::env::var_os(name).filter(|value| !value.is_empty());
+    if let Some(home) = var("PARCOURS_HOME") {
+        return PathBuf::from(home);
+    }
+    let cache = var("XDG_CACHE_HOME")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| var("HOME").map_or_else(std::env::temp_dir, PathBuf::from).join(".cache"));
+    cache.join("parcours")
+}
+
 fn report_panic(info: &PanicHookInfo<'_>) {
     let line = panic_line(info);
     let report = serde_json::json!({

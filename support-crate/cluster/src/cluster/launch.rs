@@ -159,20 +159,7 @@ pub fn build_binaries(manifest: &Path, what: &str) -> Result<PathBuf, String> {
     Ok(target.join("release"))
 }
 
-/// The course's cache directory, by the rule of `kernel/paths.py` and `course`:
-/// `PARCOURS_HOME`, else `$XDG_CACHE_HOME/parcours`, else `~/.cache/parcours`.
-pub fn parcours_home() -> PathBuf {
-    let var = |name| std::env::var_os(name).filter(|value| !value.is_empty());
-    if let Some(home) = var("PARCOURS_HOME") {
-        return PathBuf::from(home);
-    }
-    let cache = var("XDG_CACHE_HOME").map(PathBuf::from).unwrap_or_else(|| {
-        var("HOME")
-            .map_or_else(std::env::temp_dir, PathBuf::from)
-            .join(".cache")
-    });
-    cache.join("parcours")
-}
+pub use parcours::notebook::parcours_home;
 
 type SpawnRequest = (Command, mpsc::Sender<std::io::Result<Child>>);
 
