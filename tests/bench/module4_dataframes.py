@@ -3,7 +3,7 @@
 The same data (db-benchmark's group-by set, K = 100, written by the course's generator) is
 loaded in memory by each library, then questions q1-q5 are timed, best of 3 runs each, load
 not timed (as db-benchmark does). polars is the Rust crate the course's notebooks use
-(`parcours-data-bench`); pandas is PyPI's, in the course's venv, reading the same CSV file.
+(`parcours-frames-bench`); pandas is PyPI's, in the course's venv, reading the same CSV file.
 
 Goal: polars >= 5x pandas at 1e7 rows.
 
@@ -58,7 +58,7 @@ def main():
     args = parser.parse_args()
     rows = int(args.rows or (1e6 if args.small else 1e7))
     work = HOME / "bench" / f"dataframes-{rows}"
-    program = HOME / "target" / "release" / "parcours-data-bench"
+    program = HOME / "target" / "release" / "parcours-frames-bench"
     if not program.exists():
         sys.exit(f"{program} is missing: ./course setup builds the course's programs")
     print(f"db-benchmark group-by, {rows:.0e} rows, K=100, data in {work}", flush=True)

@@ -104,6 +104,17 @@ pub fn parcours_home() -> std::path::PathBuf {
     cache.join("parcours")
 }
 
+/// A folder of the user's own for a lesson's data: `<parcours_home>/data/<name>`, never a
+/// folder shared with other users (as the system's temporary folder is).
+///
+/// ```
+/// let folder = parcours::notebook::scratch("groupby-1000000");
+/// assert!(folder.ends_with("parcours/data/groupby-1000000") || std::env::var_os("PARCOURS_HOME").is_some());
+/// ```
+pub fn scratch(name: &str) -> std::path::PathBuf {
+    parcours_home().join("data").join(name)
+}
+
 fn report_panic(info: &PanicHookInfo<'_>) {
     let line = panic_line(info);
     let report = serde_json::json!({

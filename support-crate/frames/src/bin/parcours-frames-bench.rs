@@ -1,19 +1,19 @@
 //! polars' side of `./course bench dataframes`: db-benchmark's group-by questions q1-q5 on a
 //! dataset loaded in memory, best of `--runs` timings each, printed as one JSON line.
 //!
-//!     parcours-data-bench --rows N --dir DIR [--runs 3]
+//!     parcours-frames-bench --rows N --dir DIR [--runs 3]
 //!
 //! The dataset is written to `DIR` as parquet (the data) and `DIR/groupby.csv` (for pandas,
 //! which reads it in the same run). Like db-benchmark, the load is not timed: the questions are.
 
 use std::time::Instant;
 
-use parcours_data::frames::{Dataset, GroupByData, questions};
-use parcours_data::polars::prelude::IntoLazy;
+use parcours_frames::frames::{Dataset, GroupByData, questions};
+use parcours_frames::polars::prelude::IntoLazy;
 
 fn main() {
     if let Err(problem) = run() {
-        eprintln!("parcours-data-bench: {problem}");
+        eprintln!("parcours-frames-bench: {problem}");
         std::process::exit(1);
     }
 }

@@ -230,9 +230,11 @@ impl TaskGraph {
             let mut attempts = 0;
             let outcome = loop {
                 attempts += 1;
-                CURRENT.with(|c| c.set(Some(k)));
+                // A task waiting inside a parallel iterator may run another task on this
+                // thread: put back whatever was running before.
+                let outer = CURRENT.with(|c| c.replace(Some(k)));
                 let outcome = (task.work)(&inputs);
-                CURRENT.with(|c| c.set(None));
+                CURRENT.with(|c| c.set(outer));
                 match outcome {
                     Ok(value) => break Ok(value),
                     Err(error) if attempts > task.retries => break Err(error),
