@@ -75,8 +75,9 @@ ANSI = re.compile(r"\x1b\[[0-9;]*m")
 # The support crate's displayable types: one of these shown as `Debug` text means that the
 # kernel could not call its `evcxr_display` (see the module docstring).
 # tests/test_runner.py checks this list against the crate.
-COURSE_TYPES = ("BarChart", "Chart", "Comparison", "CpuThroughput", "Diagram", "DiskSpeed", "Html",
-                "Image", "Machine", "Scaling", "StreamBandwidth", "Table", "Timing")
+COURSE_TYPES = ("BarChart", "Chart", "ChunkedArray", "Comparison", "CpuThroughput", "Dataset", "Diagram",
+                "DiskSpeed", "Html", "Image", "Machine", "Plan", "Scaling", "StreamBandwidth", "Table",
+                "Timing")
 DEBUG_DUMP = re.compile(r"^\s*(?:" + "|".join(COURSE_TYPES) + r")\s*[{(]")
 CANARY = 'panic!("canary: the notebook runner must see this panic");'
 # One counter per process: sentinel names stay unique across passes and notebooks.
