@@ -9,13 +9,12 @@
 
 use std::any::Any;
 use std::collections::BTreeSet;
-use std::fmt::Write as _;
 use std::marker::PhantomData;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use parcours::diagram::{Diagram, Node, svg_open};
-use parcours::display::{Table, escape_html, format_duration};
+use parcours::diagram::{Bar, Diagram, Node};
+use parcours::display::{Table, format_duration};
 
 /// A task's result, shared with the tasks after it.
 type Shared = Arc<dyn Any + Send + Sync>;
@@ -326,30 +325,17 @@ impl GraphRun {
         table
     }
 
-    /// The run as a Gantt chart: one row per thread, one bar per task.
+    /// The run as a Gantt chart: one row per thread, one bar per task (red: retried).
     pub fn gantt(&self) -> Diagram {
-        let threads: Vec<usize> = self.threads().into_iter().collect();
-        let end = self.elapsed().as_secs_f64().max(1e-9);
-        let (left, bar_h, width) = (90.0, 22.0, 760.0);
-        let scale = (width - left - 20.0) / end;
-        let height = 60.0 + threads.len() as f64 * (bar_h + 8.0);
-        let mut svg = svg_open(width, height, &format!("the run on {} thread(s): {}", threads.len(), format_duration(self.elapsed())));
-        for (row, thread) in threads.iter().enumerate() {
-            let y = 30.0 + row as f64 * (bar_h + 8.0);
-            let _ = write!(svg, r#"<text x="8" y="{:.0}" font-size="11">thread {thread}</text>"#, y + bar_h / 2.0 + 4.0);
-            for t in self.tasks.iter().filter(|t| t.thread == *thread) {
-                let x = left + t.started.as_secs_f64() * scale;
-                let w = ((t.ended - t.started).as_secs_f64() * scale).max(1.5);
-                let fill = if t.attempts > 1 { "#d9534f" } else { "#6c9bd2" };
-                let _ = write!(
-                    svg,
-                    r##"<rect x="{x:.1}" y="{y:.0}" width="{w:.1}" height="{bar_h}" fill="{fill}" stroke="white"><title>{}</title></rect>"##,
-                    escape_html(&t.name)
-                );
-            }
-        }
-        let _ = write!(svg, r#"<text x="{left}" y="{:.0}" font-size="11">0</text><text x="{:.0}" y="{:.0}" font-size="11" text-anchor="end">{}</text></svg>"#,
-            height - 10.0, width - 20.0, height - 10.0, format_duration(self.elapsed()));
-        Diagram::from_svg(svg)
+        let bars: Vec<Bar> = self
+            .tasks
+            .iter()
+            .map(|t| {
+                let bar = Bar::new(format!("thread {}", t.thread), t.name.clone(), t.started.as_secs_f64(), t.ended.as_secs_f64());
+                if t.attempts > 1 { bar.color(Bar::RED) } else { bar }
+            })
+            .collect();
+        let title = format!("the run on {} thread(s): {}", self.threads().len(), format_duration(self.elapsed()));
+        Diagram::gantt(&title, &bars)
     }
 }

@@ -9,12 +9,11 @@
 //! waited for the others' results in the broker (the others answer `WaitingForDependencies`).
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::fmt::Write as _;
 use std::time::Duration;
 
 use apalis::prelude::{AbortError, BoxDynError, TaskId};
 use apalis_workflow::graph::decode::GraphCodec;
-use parcours::diagram::{Diagram, Node, svg_open};
+use parcours::diagram::{Bar, Diagram, Node};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
@@ -474,41 +473,20 @@ impl FlowReport {
         self.steps.iter().filter_map(|s| s.run.as_ref().map(|r| r.started_ms)).min().unwrap_or(0)
     }
 
-    /// The run as a Gantt chart: one row per worker, one bar per step.
+    /// The run as a Gantt chart: one row per worker, one bar per step (orange: joins).
     pub fn gantt(&self) -> Diagram {
         let origin = self.origin();
-        let runs: Vec<(&StepReport, &Run)> = self.steps.iter().filter_map(|s| Some((s, s.run.as_ref()?))).collect();
-        let workers: Vec<&str> = runs.iter().map(|(_, r)| r.worker.as_str()).collect::<BTreeSet<_>>().into_iter().collect();
-        let end = runs.iter().filter_map(|(_, r)| r.ended_ms).max().unwrap_or(origin).saturating_sub(origin).max(1);
-        let (left, bar_h, width) = (150.0, 26.0, 760.0);
-        let scale = (width - left - 20.0) / end as f64;
-        let height = 60.0 + workers.len() as f64 * (bar_h + 10.0);
-        let mut svg = svg_open(width, height, "the run: which worker ran each step, when");
-        for (row, worker) in workers.iter().enumerate() {
-            let y = 30.0 + row as f64 * (bar_h + 10.0);
-            let _ = write!(svg, r#"<text x="8" y="{:.0}" font-size="11">{}</text>"#, y + bar_h / 2.0 + 4.0, parcours::display::escape_html(worker));
-            for (step, run) in runs.iter().filter(|(_, r)| r.worker == *worker) {
-                let x = left + run.started_ms.saturating_sub(origin) as f64 * scale;
-                let w = (run.ended_ms.unwrap_or(run.started_ms).saturating_sub(run.started_ms) as f64 * scale).max(2.0);
-                let fill = if step.inputs.unwrap_or(0) > 1 { "#f0a35e" } else { "#6c9bd2" };
-                let _ = write!(
-                    svg,
-                    r##"<rect x="{x:.1}" y="{y:.0}" width="{w:.1}" height="{bar_h}" fill="{fill}" stroke="#333"><title>{}</title></rect><text x="{:.1}" y="{:.0}" font-size="10">{}</text>"##,
-                    parcours::display::escape_html(&step.name),
-                    x + 2.0,
-                    y + bar_h / 2.0 + 4.0,
-                    parcours::display::escape_html(&step.name)
-                );
-            }
-        }
-        let _ = write!(
-            svg,
-            r#"<text x="{left}" y="{:.0}" font-size="11">0 ms</text><text x="{:.0}" y="{:.0}" font-size="11" text-anchor="end">{end} ms</text></svg>"#,
-            height - 8.0,
-            width - 20.0,
-            height - 8.0
-        );
-        Diagram::from_svg(svg)
+        let seconds = |ms: u64| ms.saturating_sub(origin) as f64 / 1000.0;
+        let bars: Vec<Bar> = self
+            .steps
+            .iter()
+            .filter_map(|step| {
+                let run = step.run.as_ref()?;
+                let bar = Bar::new(run.worker.clone(), step.name.clone(), seconds(run.started_ms), seconds(run.ended_ms.unwrap_or(run.started_ms)));
+                Some(if step.inputs.unwrap_or(0) > 1 { bar.color(Bar::ORANGE) } else { bar })
+            })
+            .collect();
+        Diagram::gantt("the run: which worker ran each step, when", &bars)
     }
 }
 

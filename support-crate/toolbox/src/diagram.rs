@@ -3,10 +3,11 @@
 //! Modules 4 and 5 show graphs of work (a chord of tasks, a blocked computation, a query
 //! plan). [`Diagram::layered`] draws any such graph left to right: each node in the column of
 //! its longest path from a start, an arrow from each input to the node that takes it.
+//! [`Diagram::gantt`] draws how such a graph ran: one lane per thread, worker or slot.
 
 use std::fmt::Write;
 
-use crate::display::{emit, escape_html};
+use crate::display::{emit, escape_html, format_duration};
 
 /// An SVG picture, shown as an image in a notebook.
 #[derive(Clone, Debug, PartialEq)]
@@ -25,6 +26,42 @@ impl Node {
     /// A node after the given ones.
     pub fn new(label: impl Into<String>, after: impl Into<Vec<usize>>) -> Self {
         Node { label: label.into(), after: after.into() }
+    }
+}
+
+/// One bar of a Gantt chart: what ran (`label`), where (`lane`), when (seconds from the
+/// chart's origin) and its colour (an SVG colour, e.g. `"#6c9bd2"`).
+#[derive(Clone, Debug, PartialEq)]
+pub struct Bar {
+    /// The row it goes in: a thread, a worker, a slot.
+    pub lane: String,
+    /// What ran, written on the bar when it fits and shown on hover.
+    pub label: String,
+    /// When it started, in seconds.
+    pub start: f64,
+    /// When it ended, in seconds.
+    pub end: f64,
+    /// Its fill colour.
+    pub color: &'static str,
+}
+
+impl Bar {
+    /// The colour of ordinary work.
+    pub const BLUE: &'static str = "#6c9bd2";
+    /// The colour of joins (a step that takes several inputs).
+    pub const ORANGE: &'static str = "#f0a35e";
+    /// The colour of failed or retried work.
+    pub const RED: &'static str = "#d9534f";
+
+    /// A blue bar.
+    pub fn new(lane: impl Into<String>, label: impl Into<String>, start: f64, end: f64) -> Self {
+        Bar { lane: lane.into(), label: label.into(), start, end, color: Bar::BLUE }
+    }
+
+    /// The same bar in another colour.
+    pub fn color(mut self, color: &'static str) -> Self {
+        self.color = color;
+        self
     }
 }
 
@@ -105,6 +142,56 @@ impl Diagram {
             }
         }
         svg.push_str("</svg>");
+        Diagram(svg)
+    }
+
+    /// Draws how work ran: one lane per [`Bar::lane`] (in the order they first appear), one
+    /// bar per piece of work, time from 0 to the last end left to right.
+    ///
+    /// ```
+    /// use parcours::diagram::{Bar, Diagram};
+    /// let bars = [Bar::new("thread 0", "load", 0.0, 0.5), Bar::new("thread 1", "sum", 0.5, 0.8)];
+    /// assert!(Diagram::gantt("a run", &bars).as_svg().contains("thread 1"));
+    /// ```
+    pub fn gantt(title: &str, bars: &[Bar]) -> Diagram {
+        let mut lanes: Vec<&str> = Vec::new();
+        for bar in bars {
+            if !lanes.contains(&bar.lane.as_str()) {
+                lanes.push(&bar.lane);
+            }
+        }
+        let end = bars.iter().map(|b| b.end).fold(0.0, f64::max).max(1e-9);
+        let widest = lanes.iter().map(|l| l.chars().count()).max().unwrap_or(0);
+        let (left, bar_h, width) = ((widest as f64 * 6.5 + 16.0).max(70.0), 24.0, 760.0);
+        let scale = (width - left - 20.0) / end;
+        let height = 60.0 + lanes.len() as f64 * (bar_h + 8.0);
+        let mut svg = svg_open(width, height, title);
+        for (row, lane) in lanes.iter().enumerate() {
+            let y = 30.0 + row as f64 * (bar_h + 8.0);
+            let _ = write!(svg, r#"<text x="8" y="{:.0}" font-size="11">{}</text>"#, y + bar_h / 2.0 + 4.0, escape_html(lane));
+            for bar in bars.iter().filter(|b| b.lane == *lane) {
+                let x = left + bar.start.max(0.0) * scale;
+                let w = ((bar.end - bar.start).max(0.0) * scale).max(1.5);
+                let label = escape_html(&bar.label);
+                let _ = write!(
+                    svg,
+                    r##"<rect x="{x:.1}" y="{y:.0}" width="{w:.1}" height="{bar_h}" fill="{}" stroke="white"><title>{label}</title></rect>"##,
+                    bar.color
+                );
+                // The label on the bar only where it fits (about 6 px a character).
+                if w > bar.label.chars().count() as f64 * 6.0 + 4.0 {
+                    let _ = write!(svg, r#"<text x="{:.1}" y="{:.0}" font-size="10">{label}</text>"#, x + 2.0, y + bar_h / 2.0 + 4.0);
+                }
+            }
+        }
+        let _ = write!(
+            svg,
+            r#"<text x="{left:.0}" y="{:.0}" font-size="11">0</text><text x="{:.0}" y="{:.0}" font-size="11" text-anchor="end">{}</text></svg>"#,
+            height - 10.0,
+            width - 20.0,
+            height - 10.0,
+            format_duration(std::time::Duration::from_secs_f64(end))
+        );
         Diagram(svg)
     }
 

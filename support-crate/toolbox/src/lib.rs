@@ -32,6 +32,9 @@
 //! - [`progress`] — progress lines for long work (the kernel streams stdout line by line).
 //! - [`exercise`] — checks that compare a student's answer with the reference and say what differed,
 //!   and that watch how it ran: CPU time per thread, peak memory.
+//! - [`diagram`] — pictures of task graphs and of how they ran (Gantt charts), as SVG.
+//! - [`launch`] — the course's programs started from a notebook, built when missing, never
+//!   outliving the kernel.
 //! - [`notebook`] — what the course kernel runs at start-up (a clear message for panics).
 //!
 //! Libraries re-exported, so that cells share one copy of each. The course kernel also gives
@@ -49,6 +52,7 @@ pub mod chart;
 pub mod diagram;
 pub mod display;
 pub mod exercise;
+pub mod launch;
 pub mod notebook;
 pub mod prelude;
 pub mod progress;
