@@ -837,6 +837,29 @@ impl Session {
         }
     }
 
+    /// The log of one try of a task instance of `run` (`map_index` -1 for an unmapped task):
+    /// through the REST API with servers, from Airflow's log folder without.
+    ///
+    /// # Errors
+    /// When there is no such try.
+    pub fn log(&self, run: &RunRecord, task_id: &str, map_index: i64, try_number: u32) -> Result<String, PipelineError> {
+        if let Session::Servers(airflow) = self {
+            return airflow.log(&run.dag_id, &run.run_id, task_id, map_index, try_number);
+        }
+        let mut folder = self.paths().home.join("logs").join(format!("dag_id={}", run.dag_id)).join(format!("run_id={}", run.run_id)).join(format!("task_id={task_id}"));
+        if map_index >= 0 {
+            folder = folder.join(format!("map_index={map_index}"));
+        }
+        let file = folder.join(format!("attempt={try_number}.log"));
+        let text = fs::read_to_string(&file).map_err(PipelineError::io("reading", &file))?;
+        // Structured lines (JSON, one per event): their messages.
+        Ok(text
+            .lines()
+            .map(|line| serde_json::from_str::<Value>(line).ok().and_then(|v| v["event"].as_str().map(str::to_string)).unwrap_or_else(|| line.to_string()))
+            .collect::<Vec<_>>()
+            .join("\n"))
+    }
+
     /// Stops the servers, if any.
     pub fn stop(&mut self) -> Stopped {
         match self {

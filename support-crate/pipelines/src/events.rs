@@ -41,12 +41,12 @@ pub struct EventSpec {
 }
 
 impl EventSpec {
-    /// The lessons' set: 3 days × 4 files of 20 000 events (about 1.3 MB a file) in small mode
+    /// The lessons' set: 3 days × 2 files of 20 000 events (about 1.3 MB a file) in small mode
     /// (`PARCOURS_SMALL`: CI, Binder), 6 days × 8 files of 2 000 000 events (about 130 MB a
     /// file, 6 GB in all) on your own machine.
     pub fn for_course() -> Self {
         if parcours::notebook::small() {
-            EventSpec { first_day: 1, days: 3, files_per_day: 4, rows_per_file: 20_000, users: 5_000, seed: 2026 }
+            EventSpec { first_day: 1, days: 3, files_per_day: 2, rows_per_file: 20_000, users: 5_000, seed: 2026 }
         } else {
             EventSpec { first_day: 1, days: 6, files_per_day: 8, rows_per_file: 2_000_000, users: 500_000, seed: 2026 }
         }

@@ -125,6 +125,16 @@ fn relative_name(path: &Path) -> String {
     }
 }
 
+/// Where the per-file step writes the summary of `input` in `out`:
+/// `out/2026-11-01_part-03.json` (the name Luigi's and Airflow's pipelines use too).
+pub fn summary_path(out: &Path, input: &Path) -> PathBuf {
+    let stem = input.file_stem().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+    match input.parent().and_then(Path::file_name) {
+        Some(day) => out.join(format!("{}_{stem}.json", day.to_string_lossy())),
+        None => out.join(format!("{stem}.json")),
+    }
+}
+
 /// What a step did.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub enum Outcome {

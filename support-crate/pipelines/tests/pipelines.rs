@@ -7,7 +7,7 @@ use std::process::Command;
 use std::time::Duration;
 
 use parcours_pipelines::PipelineError;
-use parcours_pipelines::airflow::{self, Airflow, AirflowPaths, EVENTS_DAG};
+use parcours_pipelines::airflow::{self, Airflow, AirflowPaths, EVENTS_DAG, Session};
 use parcours_pipelines::events::{EventSet, EventSpec};
 use parcours_pipelines::luigi;
 use parcours_pipelines::steps::{self, Outcome, Summary};
@@ -198,11 +198,22 @@ fn airflow_runs_the_workflow_retries_a_fault_and_starts_and_stops_cleanly() {
 
     // Mended, triggered again: the five complete summaries are skipped, the run succeeds.
     EventSet::generate(&set.dir, &set.spec).unwrap();
-    let run = airflow.trigger(EVENTS_DAG, conf).unwrap();
+    let run = airflow.trigger(EVENTS_DAG, conf.clone()).unwrap();
     airflow.wait(EVENTS_DAG, &run, Duration::from_secs(400)).unwrap();
     assert_eq!(airflow.run_state(EVENTS_DAG, &run).unwrap(), "success");
     let report = steps::Report::read(&data.join("out").join("all").join("report.json")).unwrap();
     assert_eq!((report.rows, report.inputs.len()), (18_000, 6));
+
+    // A backfill of both days: one run per day, each reading its own day's three files.
+    let session = Session::Servers(airflow);
+    let days = session.backfill(EVENTS_DAG, "2026-11-01", "2026-11-02", conf).unwrap();
+    assert_eq!(days.iter().map(|r| (r.day.clone().unwrap(), r.state.clone())).collect::<Vec<_>>(),
+        [("2026-11-01".to_string(), "success".to_string()), ("2026-11-02".to_string(), "success".to_string())]);
+    for run in &days {
+        let report = steps::Report::read(&data.join("out").join(run.day.as_ref().unwrap()).join("report.json")).unwrap();
+        assert_eq!((report.rows, report.inputs.len()), (9_000, 3));
+    }
+    let Session::Servers(mut airflow) = session else { unreachable!() };
 
     let pids: Vec<u32> = airflow.pids().into_values().collect();
     let stopped = airflow.stop();
