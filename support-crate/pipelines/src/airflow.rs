@@ -123,6 +123,11 @@ impl AirflowPaths {
             ("AIRFLOW__DAG_PROCESSOR__REFRESH_INTERVAL", "5".into()),
             ("AIRFLOW__DAG_PROCESSOR__MIN_FILE_PROCESS_INTERVAL", "5".into()),
             ("AIRFLOW__API__WORKERS", "1".into()),
+            // A task whose process died with a killed scheduler is found within a minute, not
+            // five, and retried.
+            ("AIRFLOW__SCHEDULER__ORPHANED_TASKS_CHECK_INTERVAL", "10".into()),
+            ("AIRFLOW__SCHEDULER__TASK_INSTANCE_HEARTBEAT_TIMEOUT", "30".into()),
+            ("AIRFLOW__SCHEDULER__TASK_INSTANCE_HEARTBEAT_TIMEOUT_DETECTION_INTERVAL", "5".into()),
             ("AIRFLOW_CONN_FS_DEFAULT", r#"{"conn_type": "fs"}"#.into()),
             ("PARCOURS_PIPELINE_BIN", program),
             ("PARCOURS_HOME", parcours::notebook::parcours_home().display().to_string()),

@@ -176,7 +176,7 @@ fn airflow_runs_the_workflow_retries_a_fault_and_starts_and_stops_cleanly() {
     steps::plant_fault(&set.paths()[2], 1).unwrap();
     steps::cut_short(&set.paths()[4]).unwrap();
 
-    let mut airflow = Airflow::start_with(paths.clone()).unwrap();
+    let airflow = Airflow::start_with(paths.clone()).unwrap();
     // Started twice: refused, naming the running one.
     let twice = Airflow::start_with(paths.clone()).unwrap_err().to_string();
     assert!(twice.contains("already runs"), "{twice}");
@@ -233,4 +233,34 @@ fn set_up_stale_pid_file(paths: &AirflowPaths) {
     let mut gone = Command::new("true").spawn().unwrap();
     gone.wait().unwrap();
     std::fs::write(paths.home.join("run").join("scheduler.pid"), gone.id().to_string()).unwrap();
+}
+
+#[test]
+fn a_run_survives_a_killed_scheduler_and_counts_each_file_once() {
+    use_this_build();
+    let paths = test_airflow("restart");
+    let data = paths.home.parent().unwrap().to_path_buf();
+    let set = EventSet::generate(data.join("events"), &EventSpec::new(1, 6, 150_000)).unwrap();
+    let conf = json!({"events": set.dir, "out": data.join("out")});
+    let mut airflow = Airflow::start_with(paths.clone()).unwrap();
+    airflow.wait_for_dag(EVENTS_DAG).unwrap();
+    let run = airflow.trigger(EVENTS_DAG, conf).unwrap();
+    // Once a first file is summarised, the scheduler dies as in a crash, with the tasks it runs.
+    let started = std::time::Instant::now();
+    while !airflow.task_instances(EVENTS_DAG, &run).unwrap().iter().any(|ti| ti.task_id == "summarize" && ti.state.as_deref() == Some("success")) {
+        assert!(started.elapsed() < Duration::from_secs(300), "no file summarised after 5 minutes");
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    let scheduler = airflow.pids()["scheduler"] as i32;
+    // SAFETY: kill(2) on the process group of our own child.
+    unsafe { libc::kill(-scheduler, libc::SIGKILL) };
+    airflow.stop();
+    let airflow = Airflow::start_with(paths).unwrap();
+    let instances = airflow.wait(EVENTS_DAG, &run, Duration::from_secs(600)).unwrap();
+    assert_eq!(airflow.run_state(EVENTS_DAG, &run).unwrap(), "success", "{instances:?}");
+    let out = data.join("out").join("all");
+    let report = steps::Report::read(&out.join("report.json")).unwrap();
+    assert_eq!((report.rows, report.inputs.len()), (900_000, 6), "each file counted once");
+    let left: Vec<_> = std::fs::read_dir(out.join("summaries")).unwrap().flatten().map(|e| e.file_name()).filter(|n| n.to_string_lossy().starts_with('.')).collect();
+    assert!(left.is_empty(), "temporary files left: {left:?}");
 }
