@@ -104,7 +104,8 @@ def test_the_course_programs_link_only_their_modules_crate():
                         "parcours-shared-counter": "parcours-cluster",
                         "parcours-queue-worker": "parcours-queue",
                         "parcours-frames-bench": "parcours-frames",
-                        "parcours-pipeline": "parcours-pipelines"}
+                        "parcours-pipeline": "parcours-pipelines",
+                        "parcours-pipelines-bench": "parcours-pipelines"}
     tree = subprocess.run(["cargo", "tree", "-p", "parcours-limits", "-p", "parcours-cluster",
                            "--edges", "normal", "--prefix", "none"], cwd=REPO,
                           capture_output=True, text=True, check=True).stdout

@@ -907,6 +907,8 @@ fn days_between(from: &str, to: &str) -> Result<Vec<String>, PipelineError> {
 pub fn dags_test(paths: &AirflowPaths, dag_id: &str, day: Option<&str>, conf: Value) -> Result<RunRecord, PipelineError> {
     paths.require()?;
     paths.migrate()?;
+    // Runs made before this one are not its: only a run newer than these counts.
+    let before = read_runs(paths, dag_id, -1)?.last_id;
     let conf = conf.to_string();
     let mut command = Command::new(&paths.program);
     command.args(["dags", "test", dag_id]);
@@ -919,34 +921,7 @@ pub fn dags_test(paths: &AirflowPaths, dag_id: &str, day: Option<&str>, conf: Va
         .stdin(Stdio::null())
         .output()
         .map_err(|e| PipelineError::Airflow(format!("cannot run {}: {e}", paths.program.display())))?;
-    // The newest run's task instances, straight from the SQLite file, with the Python that
-    // Airflow's environment already has.
-    let python = paths.program.with_file_name("python");
-    let query = r#"
-import json, sqlite3, sys
-db = sqlite3.connect(sys.argv[1])
-run = db.execute("select run_id, state from dag_run where dag_id = ? order by id desc limit 1", (sys.argv[2],)).fetchone()
-rows = [] if run is None else db.execute(
-    "select task_id, map_index, state, try_number, start_date, end_date from task_instance where dag_id = ? and run_id = ?",
-    (sys.argv[2], run[0])).fetchall()
-def iso(t): return None if t is None else str(t).replace(" ", "T") + ("" if "+" in str(t) else "+00:00")
-print(json.dumps({"run_id": None if run is None else run[0], "state": None if run is None else run[1],
-    "instances": [dict(task_id=r[0], map_index=r[1], state=r[2], try_number=r[3], start_date=iso(r[4]), end_date=iso(r[5])) for r in rows]}))
-"#;
-    let read = Command::new(&python)
-        .args(["-c", query])
-        .arg(paths.home.join("airflow.db"))
-        .arg(dag_id)
-        .output()
-        .map_err(|e| PipelineError::Airflow(format!("cannot run {}: {e}", python.display())))?;
-    #[derive(Deserialize)]
-    struct Read {
-        run_id: Option<String>,
-        state: Option<String>,
-        instances: Vec<TaskInstance>,
-    }
-    let found: Read = serde_json::from_slice(&read.stdout)
-        .map_err(|e| PipelineError::Airflow(format!("reading the task instances: {e}: {}", String::from_utf8_lossy(&read.stderr))))?;
+    let found = read_runs(paths, dag_id, before)?;
     let Some(run_id) = found.run_id else {
         let text = format!("{}{}", String::from_utf8_lossy(&output.stdout), String::from_utf8_lossy(&output.stderr));
         return Err(PipelineError::Airflow(format!("`airflow dags test {dag_id}` made no run:\n{}", tail(&text, 25))));
@@ -958,6 +933,44 @@ print(json.dumps({"run_id": None if run is None else run[0], "state": None if ru
         state: found.state.unwrap_or_else(|| if output.status.success() { "success".into() } else { "failed".into() }),
         instances: found.instances,
     })
+}
+
+/// What the metadata database holds of `dag_id`'s runs: the newest run's id (database row),
+/// and, if it is newer than `after`, its run id, state and task instances.
+#[derive(Deserialize)]
+struct StoredRun {
+    last_id: i64,
+    run_id: Option<String>,
+    state: Option<String>,
+    instances: Vec<TaskInstance>,
+}
+
+/// Reads the runs of `dag_id` from the SQLite file, with the Python of Airflow's environment.
+fn read_runs(paths: &AirflowPaths, dag_id: &str, after: i64) -> Result<StoredRun, PipelineError> {
+    let python = paths.program.with_file_name("python");
+    let query = r#"
+import json, sqlite3, sys
+db = sqlite3.connect(sys.argv[1])
+dag, after = sys.argv[2], int(sys.argv[3])
+run = db.execute("select id, run_id, state from dag_run where dag_id = ? order by id desc limit 1", (dag,)).fetchone()
+found = run is not None and run[0] > after
+rows = db.execute(
+    "select task_id, map_index, state, try_number, start_date, end_date from task_instance where dag_id = ? and run_id = ?",
+    (dag, run[1])).fetchall() if found else []
+def iso(t): return None if t is None else str(t).replace(" ", "T") + ("" if "+" in str(t) else "+00:00")
+print(json.dumps({"last_id": -1 if run is None else run[0], "run_id": run[1] if found else None,
+    "state": run[2] if found else None,
+    "instances": [dict(task_id=r[0], map_index=r[1], state=r[2], try_number=r[3], start_date=iso(r[4]), end_date=iso(r[5])) for r in rows]}))
+"#;
+    let read = Command::new(&python)
+        .args(["-c", query])
+        .arg(paths.home.join("airflow.db"))
+        .arg(dag_id)
+        .arg(after.to_string())
+        .output()
+        .map_err(|e| PipelineError::Airflow(format!("cannot run {}: {e}", python.display())))?;
+    serde_json::from_slice(&read.stdout)
+        .map_err(|e| PipelineError::Airflow(format!("reading the DAG runs: {e}: {}", String::from_utf8_lossy(&read.stderr))))
 }
 
 fn free_port() -> Result<u16, PipelineError> {

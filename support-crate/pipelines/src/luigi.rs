@@ -28,7 +28,7 @@ pub struct LuigiEvent {
     pub family: String,
     /// When, in seconds since 1970.
     pub time: f64,
-    /// The worker process that fired it.
+    /// The process that fired it (with several workers, each task runs in a process of its own).
     pub pid: u32,
     /// A failure's message.
     pub error: Option<String>,
@@ -90,17 +90,30 @@ impl LuigiRun {
         table
     }
 
-    /// The run as a Gantt chart: one lane per Luigi worker process, one bar per task run.
+    /// The run as a Gantt chart, one bar per task run. With several workers Luigi runs each
+    /// task in a process of its own, so the lanes are slots: a bar goes in the first lane
+    /// free when it starts, and there are as many lanes as tasks ever ran at once.
     pub fn gantt(&self) -> Diagram {
         let origin = self.events.iter().map(|e| e.time).fold(f64::INFINITY, f64::min);
-        let mut bars = Vec::new();
+        let mut runs: Vec<(f64, f64, &LuigiEvent, bool)> = Vec::new();
         for start in self.events.iter().filter(|e| e.event == "start") {
             let end = self.events.iter().find(|e| e.task == start.task && (e.event == "success" || e.event == "failure"));
             let Some(end) = end else { continue };
-            let bar = Bar::new(format!("worker {}", start.pid), start.family.clone(), start.time - origin, end.time - origin);
-            bars.push(if end.event == "failure" { bar.color(Bar::RED) } else { bar });
+            runs.push((start.time - origin, end.time - origin, start, end.event == "failure"));
         }
-        Diagram::gantt("Luigi's run: which worker ran each task, when", &bars)
+        runs.sort_by(|a, b| a.0.total_cmp(&b.0));
+        let mut lanes: Vec<f64> = Vec::new();
+        let mut bars = Vec::new();
+        for (start, end, event, failed) in runs {
+            let lane = lanes.iter().position(|&busy_until| busy_until <= start).unwrap_or_else(|| {
+                lanes.push(0.0);
+                lanes.len() - 1
+            });
+            lanes[lane] = end;
+            let bar = Bar::new(format!("slot {lane}"), event.family.clone(), start, end);
+            bars.push(if failed { bar.color(Bar::RED) } else { bar });
+        }
+        Diagram::gantt("Luigi's run: the tasks, and how many ran at once", &bars)
     }
 }
 

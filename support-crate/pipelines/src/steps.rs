@@ -3,7 +3,7 @@
 //! - **atomic**: its output appears whole or not at all. [`write_atomically`] writes a hidden
 //!   temporary file beside the target, syncs it, then renames it (a rename within a folder is
 //!   atomic on POSIX file systems): a step killed mid-write leaves at most a temporary file,
-//!   which the next run removes, never a half-written output that a later step would trust.
+//!   which the next run removes (once its writer is gone), never a half-written output that a later step would trust.
 //! - **idempotent**: running it twice gives the same result as once. [`summarize_file`] skips
 //!   an input whose summary is already complete, so a retried or re-run workflow redoes only
 //!   what is missing, and the aggregate counts each input once ([`aggregate`] refuses twice).
@@ -12,6 +12,7 @@ use std::collections::BTreeMap;
 use std::fs;
 use std::io::Write;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicUsize, Ordering};
 
 use parcours::display::{Table, format_bytes};
 use parcours::rayon::prelude::*;
@@ -109,11 +110,14 @@ pub fn summarize(path: &Path) -> Result<Summary, PipelineError> {
 
 fn first_bad_line(path: &Path, lines: &[&[u8]]) -> PipelineError {
     for (k, line) in lines.iter().enumerate() {
-        if let Err(e) = serde_json::from_slice::<Event>(line) {
-            return PipelineError::BadInput { path: path.to_path_buf(), line: k + 1, problem: e.to_string() };
-        }
+        let problem = match serde_json::from_slice::<Event>(line) {
+            Err(e) => e.to_string(),
+            Ok(event) if event.ts.len() < 10 => format!("timestamp {:?} has no date", event.ts),
+            Ok(_) => continue,
+        };
+        return PipelineError::BadInput { path: path.to_path_buf(), line: k + 1, problem };
     }
-    PipelineError::BadInput { path: path.to_path_buf(), line: 0, problem: "a timestamp without a date".into() }
+    unreachable!("first_bad_line is called after a line failed")
 }
 
 /// `day/part-NN.jsonl`: the file's name with its folder.
@@ -170,7 +174,7 @@ pub fn read_summary(path: &Path) -> Result<Summary, PipelineError> {
 }
 
 /// Writes `bytes` to `path` so that `path` holds either its old content or all of `bytes`,
-/// whatever happens meanwhile: into `.<name>.tmp-<pid>` beside it, synced, then renamed over
+/// whatever happens meanwhile: into `.<name>.tmp-<pid>-<n>` beside it, synced, then renamed over
 /// it, and the folder synced so that the rename survives a power cut.
 ///
 /// # Errors
@@ -193,18 +197,24 @@ pub fn write_atomically(path: &Path, bytes: &[u8]) -> Result<(), PipelineError> 
     })
 }
 
+/// `.<name>.tmp-<pid>-<n>`: its own to each write, in this process and in others.
 fn temporary_name(path: &Path) -> PathBuf {
+    static WRITES: AtomicUsize = AtomicUsize::new(0);
     let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
-    path.with_file_name(format!(".{name}.tmp-{}", std::process::id()))
+    let n = WRITES.fetch_add(1, Ordering::Relaxed);
+    path.with_file_name(format!(".{name}.tmp-{}-{n}", std::process::id()))
 }
 
-/// Removes the temporary files that runs killed mid-write left beside `path`.
+/// Removes the temporary files that runs killed mid-write left beside `path`: those of
+/// processes that no longer exist (a live run's are its own business).
 fn remove_stale_temporaries(path: &Path) {
     let (Some(dir), Some(name)) = (path.parent(), path.file_name()) else { return };
     let prefix = format!(".{}.tmp-", name.to_string_lossy());
     let Ok(entries) = fs::read_dir(if dir.as_os_str().is_empty() { Path::new(".") } else { dir }) else { return };
     for entry in entries.flatten() {
-        if entry.file_name().to_string_lossy().starts_with(&prefix) {
+        let file = entry.file_name().to_string_lossy().into_owned();
+        let Some(writer) = file.strip_prefix(&prefix).and_then(|rest| rest.split('-').next()) else { continue };
+        if !Path::new("/proc").join(writer).exists() {
             let _ = fs::remove_file(entry.path());
         }
     }

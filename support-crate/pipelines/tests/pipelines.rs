@@ -264,3 +264,23 @@ fn a_run_survives_a_killed_scheduler_and_counts_each_file_once() {
     let left: Vec<_> = std::fs::read_dir(out.join("summaries")).unwrap().flatten().map(|e| e.file_name()).filter(|n| n.to_string_lossy().starts_with('.')).collect();
     assert!(left.is_empty(), "temporary files left: {left:?}");
 }
+
+#[test]
+fn without_servers_a_dags_test_run_reports_its_own_task_instances() {
+    use_this_build();
+    let paths = test_airflow("dags-test");
+    let data = paths.home.parent().unwrap().to_path_buf();
+    let set = EventSet::generate(data.join("events"), &EventSpec::new(2, 2, 1_000)).unwrap();
+    let session = Session::InProcess(paths.clone());
+    let conf = json!({"events": set.dir, "out": data.join("out")});
+    let days = session.backfill(EVENTS_DAG, "2026-11-02", "2026-11-02", conf).unwrap();
+    assert_eq!(days.len(), 1);
+    assert_eq!(days[0].state, "success", "{:?}", days[0].instances);
+    assert_eq!(days[0].instances_of("summarize").len(), 2, "the day's two files");
+    let report = steps::Report::read(&data.join("out").join("2026-11-02").join("report.json")).unwrap();
+    assert_eq!(report.rows, 2_000);
+    // A DAG file that does not load makes no run: an error, not the previous run's record.
+    session.write_dag("broken", "broken", "from airflow.sdk import dag\nthis is not python\n").unwrap();
+    let error = session.run("broken", json!({})).unwrap_err().to_string();
+    assert!(error.contains("made no run"), "{error}");
+}
