@@ -309,11 +309,19 @@ impl Airflow {
     fn clear_pid_files(paths: &AirflowPaths) -> Vec<String> {
         let mut found = Vec::new();
         for (name, pid, alive) in paths.recorded() {
-            if alive {
-                // SAFETY: kill(2) on a process group whose leader's command line says airflow.
-                unsafe { libc::kill(-pid, libc::SIGKILL) };
+            // The leader dies with the kernel (PR_SET_PDEATHSIG), but not what it forked
+            // (the executor's workers, the tasks): every Airflow process left in its group goes.
+            let left = airflow_processes_in_group(pid);
+            for &member in &left {
+                // SAFETY: kill(2) on a process of that group whose command line says airflow.
+                unsafe { libc::kill(member, libc::SIGKILL) };
             }
-            found.push(format!("{name} (pid {pid}, {})", if alive { "killed" } else { "gone" }));
+            let what = match (alive, left.len()) {
+                (_, 0) => "gone".to_string(),
+                (true, n) => format!("killed with {} process(es) it started", n - 1),
+                (false, n) => format!("gone, {n} process(es) it started killed"),
+            };
+            found.push(format!("{name} (pid {pid}, {what})"));
             let _ = fs::remove_file(paths.pid_dir().join(format!("{name}.pid")));
         }
         found
@@ -971,6 +979,21 @@ print(json.dumps({"last_id": -1 if run is None else run[0], "run_id": run[1] if 
         .map_err(|e| PipelineError::Airflow(format!("cannot run {}: {e}", python.display())))?;
     serde_json::from_slice(&read.stdout)
         .map_err(|e| PipelineError::Airflow(format!("reading the DAG runs: {e}: {}", String::from_utf8_lossy(&read.stderr))))
+}
+
+/// The processes of process group `group` whose command line mentions airflow.
+fn airflow_processes_in_group(group: i32) -> Vec<i32> {
+    let Ok(entries) = fs::read_dir("/proc") else { return Vec::new() };
+    entries
+        .flatten()
+        .filter_map(|entry| entry.file_name().to_str()?.parse::<i32>().ok())
+        .filter(|&pid| {
+            // /proc/PID/stat: "pid (comm) state ppid pgrp ..."; comm may hold spaces.
+            let stat = fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+            let pgrp = stat.rsplit_once(')').and_then(|(_, rest)| rest.split_whitespace().nth(2)?.parse::<i32>().ok());
+            pgrp == Some(group) && String::from_utf8_lossy(&fs::read(format!("/proc/{pid}/cmdline")).unwrap_or_default()).contains("airflow")
+        })
+        .collect()
 }
 
 fn free_port() -> Result<u16, PipelineError> {
