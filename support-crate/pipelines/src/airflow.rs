@@ -613,7 +613,18 @@ impl Airflow {
             "dag_id": dag_id, "from_date": format!("{from}T00:00:00Z"), "to_date": format!("{to}T00:00:00Z"),
             "run_backwards": false, "dag_run_conf": conf, "reprocess_behavior": "none", "max_active_runs": 2,
         });
-        let answer = self.api("POST", "/api/v2/backfills", Some(body))?;
+        // On SQLite, Airflow refuses to create a backfill while another component writes
+        // (503, "Database is locked"): the DAG processor, just after a new DAG file. Try again.
+        let mut tries = 0;
+        let answer = loop {
+            match self.api("POST", "/api/v2/backfills", Some(body.clone())) {
+                Err(PipelineError::Airflow(message)) if message.contains("Database is locked") && tries < 20 => {
+                    tries += 1;
+                    std::thread::sleep(Duration::from_millis(500));
+                }
+                other => break other?,
+            }
+        };
         answer["id"].as_i64().ok_or_else(|| PipelineError::Airflow(format!("no backfill id in {answer}")))
     }
 }
@@ -813,8 +824,9 @@ impl Session {
     }
 
     /// Backfills `dag_id` from `from` to `to` (`YYYY-MM-DD`, both included): one run per day,
-    /// each standing for its day. With servers, an Airflow backfill (the scheduler runs them,
-    /// two at a time); without, one `airflow dags test` per day. Returns the runs, by day.
+    /// each standing for its day, in place of any earlier run of that day. With servers, an
+    /// Airflow backfill (the scheduler runs them, two at a time); without, one
+    /// `airflow dags test` per day. Returns the runs, by day.
     ///
     /// # Errors
     /// When Airflow refuses the backfill (a DAG without a schedule), or the runs cannot be
@@ -824,6 +836,13 @@ impl Session {
         match self {
             Session::Servers(airflow) => {
                 airflow.wait_for_dag(dag_id)?;
+                // Runs of those days from before (an earlier backfill) go: a backfill skips the
+                // days that have one, and these days are to be run again, from scratch.
+                for run in airflow.dag_runs(dag_id)? {
+                    if run.logical_date.as_deref().is_some_and(|d| days.iter().any(|day| d.starts_with(day.as_str()))) {
+                        airflow.api("DELETE", &format!("/api/v2/dags/{dag_id}/dagRuns/{}", encode(&run.dag_run_id)), None)?;
+                    }
+                }
                 airflow.backfill(dag_id, from, to, conf)?;
                 let mut records = Vec::new();
                 let started = Instant::now();
