@@ -194,6 +194,7 @@ pub struct Airflow {
     paths: AirflowPaths,
     port: u16,
     components: Vec<(String, Child)>,
+    watchdog: Option<Child>,
     agent: ureq::Agent,
     token: Mutex<Option<String>>,
 }
@@ -276,6 +277,7 @@ impl Airflow {
             paths,
             port,
             components: Vec::new(),
+            watchdog: None,
             token: Mutex::new(None),
         };
         for (name, args) in COMPONENTS {
@@ -295,6 +297,7 @@ impl Airflow {
             crate::steps::write_atomically(&pid_file, child.id().to_string().as_bytes())?;
             airflow.components.push((name.to_string(), child));
         }
+        airflow.watchdog = Some(watchdog(&airflow.components)?);
         airflow.wait_until_healthy()?;
         airflow.ensure_pool()?;
         Ok(airflow)
@@ -412,6 +415,10 @@ impl Airflow {
             unsafe { libc::kill(-pid, libc::SIGKILL) };
             let _ = fs::remove_file(self.paths.pid_dir().join(format!("{name}.pid")));
         }
+        if let Some(mut watchdog) = self.watchdog.take() {
+            let _ = watchdog.kill();
+            let _ = watchdog.wait();
+        }
         stopped
     }
 
@@ -493,21 +500,33 @@ impl Airflow {
     /// The DAG file's import error (a typo in a lesson's DAG shows here), or no such DAG
     /// after 90 s.
     pub fn wait_for_dag(&self, dag_id: &str) -> Result<(), PipelineError> {
+        self.wait_for_parse(dag_id, None)
+    }
+
+    /// As [`Airflow::wait_for_dag`], for a DAG file written at `since` (seconds since 1970):
+    /// until the DAG processor has read it *since*, so that the next run is of the new version.
+    fn wait_for_parse(&self, dag_id: &str, since: Option<f64>) -> Result<(), PipelineError> {
         let started = Instant::now();
+        let after = |time: Option<&str>| since.is_none_or(|since| seconds(time).is_some_and(|t| t > since));
         loop {
-            if self.api("GET", &format!("/api/v2/dags/{dag_id}"), None).is_ok() {
+            if let Ok(dag) = self.api("GET", &format!("/api/v2/dags/{dag_id}"), None)
+                && after(dag["last_parsed_time"].as_str())
+            {
                 self.api("PATCH", &format!("/api/v2/dags/{dag_id}"), Some(json!({"is_paused": false})))?;
                 return Ok(());
             }
             let errors = self.api("GET", "/api/v2/importErrors", None)?;
             if let Some(error) = errors["import_errors"].as_array().and_then(|list| {
-                list.iter().find(|e| e["filename"].as_str().is_some_and(|f| f.contains(dag_id) || f.ends_with(&format!("{dag_id}.py"))))
+                list.iter().find(|e| {
+                    e["filename"].as_str().is_some_and(|f| f.contains(dag_id) || f.ends_with(&format!("{dag_id}.py")))
+                        && after(e["timestamp"].as_str())
+                })
             }) {
                 return Err(PipelineError::Airflow(format!("the DAG file does not load: {}", error["stack_trace"].as_str().unwrap_or_default())));
             }
             if started.elapsed() > Duration::from_secs(90) {
                 return Err(PipelineError::Airflow(format!(
-                    "no DAG {dag_id:?} after 90 s: is its file in {} and does it define dag_id={dag_id:?}?",
+                    "no DAG {dag_id:?} read after 90 s: is its file in {} and does it define dag_id={dag_id:?}?",
                     self.paths.dags.display()
                 )));
             }
@@ -700,6 +719,11 @@ pub fn gantt(instances: &[TaskInstance]) -> Diagram {
     Diagram::gantt("the DAG run: each task instance's last try", &bars)
 }
 
+/// Seconds since 1970, now.
+fn now() -> f64 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0.0, |d| d.as_secs_f64())
+}
+
 /// Seconds since 1970 of an RFC 3339 time (`2026-12-03T15:24:41.078318Z`, or with an offset).
 pub fn seconds(time: Option<&str>) -> Option<f64> {
     let t = chrono::DateTime::parse_from_rfc3339(time?.trim()).ok()?;
@@ -794,14 +818,17 @@ impl Session {
     }
 
     /// Writes a DAG file (`name.py`) and, with servers, waits until the DAG processor has read
-    /// the DAG `dag_id` from it (its import error, if it has one).
+    /// the DAG `dag_id` from this version of it (its import error, if it has one).
     ///
     /// # Errors
     /// The file not written, or the DAG not loaded.
     pub fn write_dag(&self, name: &str, dag_id: &str, source: &str) -> Result<(), PipelineError> {
+        let written = now();
         self.paths().write_dag(name, source)?;
         match self {
-            Session::Servers(airflow) => airflow.wait_for_dag(dag_id),
+            // The DAG processor reads its folder every few seconds: a run started before it has
+            // read the new file would run the old version of the DAG.
+            Session::Servers(airflow) => airflow.wait_for_parse(dag_id, Some(written)),
             Session::InProcess(_) => Ok(()),
         }
     }
@@ -998,6 +1025,26 @@ print(json.dumps({"last_id": -1 if run is None else run[0], "run_id": run[1] if 
         .map_err(|e| PipelineError::Airflow(format!("cannot run {}: {e}", python.display())))?;
     serde_json::from_slice(&read.stdout)
         .map_err(|e| PipelineError::Airflow(format!("reading the DAG runs: {e}: {}", String::from_utf8_lossy(&read.stderr))))
+}
+
+/// A process outside the kernel that kills the components' process groups when the kernel's
+/// process dies: `PR_SET_PDEATHSIG` kills the components themselves, but not what they forked
+/// (the executor's workers, the tasks), which would outlive a kernel that was killed.
+fn watchdog(components: &[(String, Child)]) -> Result<Child, PipelineError> {
+    let groups: Vec<String> = components.iter().map(|(_, child)| format!("-{}", child.id())).collect();
+    let script = format!(
+        "while kill -0 {kernel} 2>/dev/null; do sleep 1; done; kill -KILL -- {groups} 2>/dev/null",
+        kernel = std::process::id(),
+        groups = groups.join(" ")
+    );
+    Command::new("sh")
+        .args(["-c", &script])
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .process_group(0)
+        .spawn()
+        .map_err(|e| PipelineError::Airflow(format!("cannot start the watchdog (sh): {e}")))
 }
 
 /// The processes of process group `group` whose command line mentions airflow.
