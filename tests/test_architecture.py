@@ -54,7 +54,7 @@ def resolve(tmp_path, crates):
 
 def test_every_modules_crate_is_found_and_loaded_by_a_notebook():
     assert set(MODULES) == {"parcours-limits", "parcours-cluster", "parcours-gpu", "parcours-queue",
-                            "parcours-arrays", "parcours-frames"}
+                            "parcours-arrays", "parcours-frames", "parcours-pipelines"}
     loaded = {MODULE_DEP.match(line)[1] for lines in module_configurations() for line in lines}
     assert loaded == set(MODULES)
 
