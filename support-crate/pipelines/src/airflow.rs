@@ -468,6 +468,7 @@ impl Airflow {
                 ("DELETE", _) => self.agent.delete(&url).header("Authorization", &bearer).call(),
                 ("POST", body) => self.agent.post(&url).header("Authorization", &bearer).send_json(body.clone().unwrap_or(json!({}))),
                 ("PATCH", body) => self.agent.patch(&url).header("Authorization", &bearer).send_json(body.clone().unwrap_or(json!({}))),
+                ("PUT", body) => self.agent.put(&url).header("Authorization", &bearer).send_json(body.clone().unwrap_or(json!({}))),
                 _ => return Err(PipelineError::Airflow(format!("unsupported method {method}"))),
             };
             let mut response = sent.map_err(http_error)?;
@@ -503,15 +504,20 @@ impl Airflow {
         self.wait_for_parse(dag_id, None)
     }
 
-    /// As [`Airflow::wait_for_dag`], for a DAG file written at `since` (seconds since 1970):
-    /// until the DAG processor has read it *since*, so that the next run is of the new version.
-    fn wait_for_parse(&self, dag_id: &str, since: Option<f64>) -> Result<(), PipelineError> {
+    /// As [`Airflow::wait_for_dag`], for a DAG file written at `since` (seconds since 1970)
+    /// with `source`: until the DAG Airflow holds is that source, so that the next run is of
+    /// the new version (a parse that began before the file was written ends after it).
+    fn wait_for_parse(&self, dag_id: &str, since: Option<(f64, &str)>) -> Result<(), PipelineError> {
         let started = Instant::now();
-        let after = |time: Option<&str>| since.is_none_or(|since| seconds(time).is_some_and(|t| t > since));
+        let after = |time: Option<&str>| since.is_none_or(|(since, _)| seconds(time).is_some_and(|t| t > since));
+        let current = || match since {
+            None => self.api("GET", &format!("/api/v2/dags/{dag_id}"), None).is_ok(),
+            Some((_, source)) => self
+                .api("GET", &format!("/api/v2/dagSources/{dag_id}"), None)
+                .is_ok_and(|held| held["content"].as_str().is_some_and(|c| c.trim() == source.trim())),
+        };
         loop {
-            if let Ok(dag) = self.api("GET", &format!("/api/v2/dags/{dag_id}"), None)
-                && after(dag["last_parsed_time"].as_str())
-            {
+            if current() {
                 self.api("PATCH", &format!("/api/v2/dags/{dag_id}"), Some(json!({"is_paused": false})))?;
                 return Ok(());
             }
@@ -632,6 +638,14 @@ impl Airflow {
             "dag_id": dag_id, "from_date": format!("{from}T00:00:00Z"), "to_date": format!("{to}T00:00:00Z"),
             "run_backwards": false, "dag_run_conf": conf, "reprocess_behavior": "none", "max_active_runs": 2,
         });
+        // One backfill per DAG at a time: one left unfinished (a cell stopped midway, or one
+        // whose runs ended a moment ago) is cancelled first.
+        let earlier = self.api("GET", &format!("/api/v2/backfills?dag_id={dag_id}"), None)?;
+        for backfill in earlier["backfills"].as_array().into_iter().flatten() {
+            if backfill["completed_at"].is_null() && let Some(id) = backfill["id"].as_i64() {
+                let _ = self.api("PUT", &format!("/api/v2/backfills/{id}/cancel"), None);
+            }
+        }
         // On SQLite, Airflow refuses to create a backfill while another component writes
         // (503, "Database is locked"): the DAG processor, just after a new DAG file. Try again.
         let mut tries = 0;
@@ -828,7 +842,7 @@ impl Session {
         match self {
             // The DAG processor reads its folder every few seconds: a run started before it has
             // read the new file would run the old version of the DAG.
-            Session::Servers(airflow) => airflow.wait_for_parse(dag_id, Some(written)),
+            Session::Servers(airflow) => airflow.wait_for_parse(dag_id, Some((written, source))),
             Session::InProcess(_) => Ok(()),
         }
     }
