@@ -671,8 +671,9 @@ impl Queue {
         Ok(Counts::of(&self.records()?))
     }
 
-    /// Waits until every task is done or killed, printing a progress line every 2 s;
-    /// returns the final counts.
+    /// Waits until every task is done or killed, and stays so for half a second (a flow's
+    /// next steps are pushed as a step ends), printing a progress line every 2 s; returns the
+    /// final counts.
     ///
     /// # Errors
     /// [`QueueError::Timeout`] with the last counts after `timeout`.
@@ -689,11 +690,20 @@ impl Queue {
         let started = Instant::now();
         let mut last_line = Instant::now();
         let mut timeline = Timeline { samples: Vec::new() };
+        // Since when every task seen is finished. A flow's step pushes the next steps' tasks as
+        // it ends, so "all finished" can be true for a moment between two steps: it must hold
+        // for half a second.
+        let mut all_finished_since: Option<Instant> = None;
         loop {
             let counts = self.counts()?;
             timeline.samples.push((started.elapsed().as_secs_f64(), counts.clone()));
             if counts.finished() == counts.total() {
-                return Ok(timeline);
+                let since = *all_finished_since.get_or_insert_with(Instant::now);
+                if since.elapsed() >= Duration::from_millis(500) {
+                    return Ok(timeline);
+                }
+            } else {
+                all_finished_since = None;
             }
             if started.elapsed() > timeout {
                 return Err(QueueError::Timeout {
