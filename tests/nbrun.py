@@ -38,12 +38,15 @@ A notebook runs in two modes:
   answers (`tests/wrong_answers/NN-name.md`: answers that skip the technique, see
   `wrong_answers`) runs in place of the exercise, then the check again, which must refuse it;
   then the stub runs again and the notebook goes on.
+One kernel may run several passes, each in its own mode (`modes`): the tests run the
+solutions, then the stubs, in one kernel, as a class that re-runs a notebook does.
 
 Limits: a cell may run for `CELL_TIMEOUT_SMALL` seconds in small mode (`PARCOURS_SMALL`, as in
 the tests) and `CELL_TIMEOUT_FULL` otherwise; a notebook may set its own in its metadata,
 `parcours.cell_timeout` (seconds).
 
-Command line:  python tests/nbrun.py [--mode solutions|stubs] NOTEBOOK...
+Command line:  python tests/nbrun.py [--mode solutions|stubs|both] NOTEBOOK...
+(`both`: the solutions, then the stubs, in one kernel, as the tests run them)
 """
 
 import argparse
@@ -120,7 +123,7 @@ class CellResult:
 @dataclass
 class Run:
     notebook: Path
-    mode: str
+    modes: list  # the mode of each pass
     passes: list = field(default_factory=list)  # one list of CellResult per pass
     aborted: str | None = None  # why the run stopped early (a timeout, a dead kernel)
     peak_memory: list = field(default_factory=list)  # bytes (PSS) per pass, see MemoryPeak
@@ -129,9 +132,19 @@ class Run:
     wrong_answers_peak: int = 0  # bytes (PSS) while wrong answers and their checks ran
     nb: object = None  # the notebook as executed, outputs in (the last pass's), canary out
 
-    def failures(self, roles=None):
-        return [c for cells in self.passes for c in cells
-                if c.failed and (roles is None or c.role in roles)]
+    @property
+    def mode(self):
+        return ", then ".join(dict.fromkeys(self.modes))
+
+    def pass_in(self, mode):
+        """The cells of the first pass run in `mode` ([] if it did not start)."""
+        number = self.modes.index(mode)
+        return self.passes[number] if number < len(self.passes) else []
+
+    def failures(self, roles=None, mode=None):
+        return [c for number, cells in enumerate(self.passes) for c in cells
+                if c.failed and (roles is None or c.role in roles)
+                and (mode is None or self.modes[number] == mode)]
 
     def describe(self, cells):
         return "\n".join(
@@ -358,9 +371,10 @@ class Runner:
 
 
 def execute(path, mode="solutions", passes=1, kernel=KERNEL, on_cell=None, canary=True,
-            answers=None):
-    """Runs a notebook's cells for `mode`, `passes` times over in one kernel. In `stubs` mode,
-    `answers` (default: the notebook's file in tests/wrong_answers/) are tried after checks."""
+            answers=None, modes=None):
+    """Runs a notebook's cells for `mode`, `passes` times over in one kernel, or once in each
+    of `modes` in turn. In the first `stubs` pass, `answers` (default: the notebook's file in
+    tests/wrong_answers/) are tried after checks."""
     path = Path(path)
     nb = nbformat.read(path, as_version=4)
     timeout = cell_timeout(nb)
@@ -375,9 +389,10 @@ def execute(path, mode="solutions", passes=1, kernel=KERNEL, on_cell=None, canar
         shutdown_kernel="immediate",
         resources={"metadata": {"path": str(path.parent)}},
     )
-    run = Run(path, mode)
-    cells = cells_for(nb, mode)
-    if mode != "stubs":
+    modes = list(modes or [mode] * passes)
+    run = Run(path, modes)
+    cells = {mode: cells_for(nb, mode) for mode in modes}
+    if "stubs" not in modes:
         answers = []
     elif answers is None:
         answers = wrong_answers(path)
@@ -388,8 +403,8 @@ def execute(path, mode="solutions", passes=1, kernel=KERNEL, on_cell=None, canar
         runner = Runner(client)
         memory = MemoryPeak(client.km.provisioner.pid)
         try:
-            run_passes(run, nb, runner, cells, passes, timeout, canary_index, canary, on_cell,
-                       memory, answers)
+            run_passes(run, nb, runner, cells, timeout, canary_index, canary, on_cell, memory,
+                       answers)
         finally:
             memory.stop()
             run.memory_breakdown = memory.breakdown
@@ -420,19 +435,20 @@ def run_cell(run, nb, runner, index, timeout, on_cell, source=None, cell_role=No
     return result
 
 
-def run_passes(run, nb, runner, cells, passes, timeout, canary_index, canary, on_cell, memory,
+def run_passes(run, nb, runner, cells, timeout, canary_index, canary, on_cell, memory,
                answers=()):
-    """Runs the cells `passes` times over, each pass followed by the canary; records each
-    cell's result and each pass's peak memory in `run`. In the first pass, right after each
-    exercise's check, its wrong `answers` run (see `try_wrong_answers`)."""
+    """Runs `cells[mode]` once per pass of `run.modes`, each pass followed by the canary; records
+    each cell's result and each pass's peak memory in `run`. In the first `stubs` pass, right
+    after each exercise's check, its wrong `answers` run (see `try_wrong_answers`)."""
     by_check = wrong_answers_by_check(nb, answers)
-    for number in range(passes):
+    first_stubs = run.modes.index("stubs") if "stubs" in run.modes else None
+    for number, mode in enumerate(run.modes):
         results = []
         run.passes.append(results)
         peak = 0  # of the pass's own cells: a student never runs the wrong answers
-        for index, source in cells:
+        for index, source in cells[mode]:
             results.append(run_cell(run, nb, runner, index, timeout, on_cell, source))
-            if number == 0 and index in by_check and not run.aborted:
+            if number == first_stubs and index in by_check and not run.aborted:
                 peak = max(peak, memory.take())
                 try_wrong_answers(run, nb, runner, index, by_check[index], timeout, on_cell)
                 run.wrong_answers_peak = max(run.wrong_answers_peak, memory.take())
@@ -499,13 +515,14 @@ def refused(run):
 def main():
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("notebooks", nargs="+", type=Path)
-    parser.add_argument("--mode", choices=["solutions", "stubs"], default="solutions")
+    parser.add_argument("--mode", choices=["solutions", "stubs", "both"], default="solutions")
     args = parser.parse_args()
     use_this_clones_kernel()
     ok = True
     for path in args.notebooks:
         print(f"{path} ({args.mode})", flush=True)
-        run = execute(path, args.mode, on_cell=lambda c: print(
+        modes = ["solutions", "stubs"] if args.mode == "both" else [args.mode]
+        run = execute(path, modes=modes, on_cell=lambda c: print(
             f"  cell {c.index:3} {c.role or '':9} {c.seconds:6.2f} s  "
             f"{'FAILED' if c.failed else 'ok'}", flush=True))
         print("  peak memory (PSS) per pass: " + ", ".join(
@@ -515,12 +532,12 @@ def main():
         if run.wrong:
             print(f"  {len(run.wrong)} wrong answers tried; meanwhile the peak was "
                   f"{run.wrong_answers_peak / 2**20:.0f} MiB", flush=True)
-        failed = run.failures()
-        if args.mode == "solutions" and failed:
+        failed = run.failures(mode="solutions")
+        if failed:
             ok = False
             print(run.describe(failed))
-        if args.mode == "stubs":
-            passing = [c for c in run.passes[0] if c.role == "check" and not c.failed]
+        if "stubs" in modes:
+            passing = [c for c in run.pass_in("stubs") if c.role == "check" and not c.failed]
             canaries = run.failures(roles=("canary",))
             if passing or run.aborted or canaries:
                 ok = False

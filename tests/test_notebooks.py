@@ -42,13 +42,13 @@ def within_memory_budget(path, run):
     peak = run.peak_memory[0] / 2**20
     if report := os.environ.get("PARCOURS_MEMORY_REPORT"):
         with open(report, "a") as out:
-            out.write(f"{path.name}\t{run.mode}\t{peak:.0f}\t"
+            out.write(f"{path.name}\t{run.modes[0]}\t{peak:.0f}\t"
                       f"{'' if budget is None else budget // 2**20}\n")
     assert budget is not None, "metadata parcours.memory_mib: the notebook's memory budget"
     ceiling = MEMORY_CEILING_BEYOND_BINDER_MIB if beyond_binder(nb) else MEMORY_CEILING_MIB
     assert budget <= ceiling * 2**20, f"a budget over {ceiling} MiB"
     assert peak * 2**20 <= budget, (
-        f"one pass ({run.mode}) peaked at {peak:.0f} MiB (PSS of the kernel and every process "
+        f"one pass ({run.modes[0]}) peaked at {peak:.0f} MiB (PSS of the kernel and every process "
         f"under it), over the notebook's budget of {budget // 2**20} MiB; at the run's highest "
         "sample: " + ", ".join(f"{name} {size / 2**20:.0f} MiB" for name, size in sorted(
             run.memory_breakdown.items(), key=lambda part: -part[1])))
@@ -176,11 +176,35 @@ def test_relative_links_resolve(path):
 
 
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=ids)
-def test_runs_clean_with_solutions_twice_in_one_kernel(path):
-    run = execute(path, "solutions", passes=2)
-    failures = run.failures()
+def test_runs_clean_with_solutions_then_every_check_fails_with_the_stubs(path):
+    """One kernel runs the notebook twice, as a class that re-runs it does: first with the
+    reference solutions, where every cell must pass within the notebook's memory budget; then
+    as a student who has written nothing, where every check must fail on its stub's `todo!()`
+    and refuse each wrong answer (tests/wrong_answers/), and any other cell may fail only
+    because it called a stub. A notebook without exercises runs its solutions twice."""
+    nb = nbformat.read(path, as_version=4)
+    has_exercises = any(role(cell) == "exercise" for cell in nb.cells)
+    run = execute(path, modes=["solutions", "stubs" if has_exercises else "solutions"])
+    assert not run.aborted, run.aborted + "\n" + run.describe(run.failures())
+    failures = run.failures(mode="solutions") + run.failures(roles=("canary",))
     assert not failures, "cells failed:\n" + run.describe(failures)
     within_memory_budget(path, run)
+    if not has_exercises:
+        return
+    stubs = run.pass_in("stubs")
+    broken = [c for c in stubs if c.failed and c.role != "check"
+              and "not yet implemented" not in c.failure]
+    assert not broken, "cells failed in the second pass, not on a stub:\n" + run.describe(broken)
+    checks = [c for c in stubs if c.role == "check"]
+    passing = [c for c in checks if not c.failed]
+    assert checks and not passing, "checks pass without a solution:\n" + run.describe(passing)
+    # The checks fail because the stubs panic, not because something else broke.
+    for check in checks:
+        assert "not yet implemented" in check.failure, run.describe([check])
+    # After each check, its wrong answers ran in place of the exercise: it must refuse them.
+    assert len(run.wrong) == len(wrong_answers(path))
+    problems = refused(run)
+    assert not problems, "\n".join(problems)
 
 
 # Module 4's task-queue lessons load this crate; they run on Redis by default and must run on
@@ -194,27 +218,6 @@ def test_task_queue_lessons_run_clean_on_sqlite_too(path, monkeypatch):
     run = execute(path, "solutions")
     failures = run.failures()
     assert not failures, "cells failed on SQLite:\n" + run.describe(failures)
-
-
-@pytest.mark.parametrize("path", NOTEBOOKS, ids=ids)
-def test_every_check_fails_with_the_stubs(path):
-    nb = nbformat.read(path, as_version=4)
-    if not any(role(cell) == "exercise" for cell in nb.cells):
-        pytest.skip("no exercise in this notebook")
-    run = execute(path, "stubs")
-    assert not run.aborted and not run.failures(roles=("canary",)), \
-        f"{run.aborted}\n" + run.describe(run.failures())
-    within_memory_budget(path, run)
-    checks = [c for c in run.passes[0] if c.role == "check"]
-    passing = [c for c in checks if not c.failed]
-    assert checks and not passing, "checks pass without a solution:\n" + run.describe(passing)
-    # The checks fail because the stubs panic, not because something else broke.
-    for check in checks:
-        assert "not yet implemented" in check.failure, run.describe([check])
-    # After each check, its wrong answers ran in place of the exercise: it must refuse them.
-    assert len(run.wrong) == len(wrong_answers(path))
-    problems = refused(run)
-    assert not problems, "\n".join(problems)
 
 
 def test_readme_outline_lists_every_notebook_with_its_minutes():
