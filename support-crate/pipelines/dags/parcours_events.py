@@ -3,6 +3,9 @@
 wait for the event set -> discover the day's files -> summarise each file (one mapped task
 per file, the Rust step, retried) -> aggregate -> report
 
+A file whose step fails for good does not stop the others: the aggregate sums the summaries
+there are, and the report names the files left out (failed.json), then fails the run.
+
 Each run stands for one day (its logical date): a scheduled or backfilled run reads that day's
 folder; a run triggered by hand with no date reads every day. The steps run in the pool
 `parcours_cores`, one slot per core: each step already uses every core (rayon), so more at once
@@ -65,22 +68,31 @@ def parcours_events():
         name = f"{Path(path).parent.name}_{Path(path).stem}.json"
         return f"'{PROGRAM}' summarize '{path}' '{out / 'summaries' / name}'"
 
-    @task.bash(pool="parcours_cores")
+    # all_done: the summaries of the files that went through are summed even when one failed.
+    @task.bash(pool="parcours_cores", trigger_rule="all_done")
     def aggregate(params=None):
         _, out, _ = folders(params)
         return f"'{PROGRAM}' aggregate '{out / 'summaries'}' '{out / 'report.json'}'"
 
     @task
-    def report(params=None):
+    def report(files, params=None):
         _, out, day = folders(params)
         totals = json.loads((out / "report.json").read_text())
-        print(f"{day}: {totals['rows']} events from {len(totals['inputs'])} files")
-        return {"day": day, "rows": totals["rows"], "files": len(totals["inputs"])}
+        summed = set(totals["inputs"])
+        failed = [path for path in files if f"{Path(path).parent.name}/{Path(path).name}" not in summed]
+        partial = out / ".failed.json.tmp"
+        partial.write_text(json.dumps(failed))
+        partial.replace(out / "failed.json")
+        print(f"{day}: {totals['rows']} events from {len(summed)} files")
+        if failed:
+            raise RuntimeError(f"{len(failed)} of {len(files)} files failed, left out of the report: "
+                               + ", ".join(failed))
+        return {"day": day, "rows": totals["rows"], "files": len(summed)}
 
     files = discover()
     wait >> files
     summaries = summarize.expand(path=files)
-    summaries >> aggregate() >> report()
+    summaries >> aggregate() >> report(files)
 
 
 parcours_events()

@@ -188,12 +188,19 @@ fn airflow_runs_the_workflow_retries_a_fault_and_starts_and_stops_cleanly() {
     let instances = airflow.wait(EVENTS_DAG, &run, Duration::from_secs(400)).unwrap();
     let state = |task: &str, index: i64| instances.iter().find(|ti| ti.task_id == task && ti.map_index == index).unwrap().clone();
     // Six mapped instances: the faulty file's succeeded on its second try, the cut one failed
-    // (three tries), the others succeeded first time; the run failed at the aggregate.
+    // (three tries), the others succeeded first time; the other five were summed, and the
+    // report named the cut file and failed the run.
     assert_eq!(instances.iter().filter(|ti| ti.task_id == "summarize").count(), 6);
     assert_eq!((state("summarize", 2).state.as_deref(), state("summarize", 2).try_number), (Some("success"), 2));
     assert_eq!((state("summarize", 4).state.as_deref(), state("summarize", 4).try_number), (Some("failed"), 3));
     assert_eq!(state("summarize", 0).try_number, 1);
+    assert_eq!(state("aggregate", -1).state.as_deref(), Some("success"));
+    assert_eq!(state("report", -1).state.as_deref(), Some("failed"));
     assert_eq!(airflow.run_state(EVENTS_DAG, &run).unwrap(), "failed");
+    let partial = steps::Report::read(&data.join("out").join("all").join("report.json")).unwrap();
+    assert_eq!((partial.rows, partial.inputs.len()), (15_000, 5));
+    let failed: Vec<String> = serde_json::from_str(&std::fs::read_to_string(data.join("out").join("all").join("failed.json")).unwrap()).unwrap();
+    assert_eq!(failed, [set.paths()[4].display().to_string()]);
     let log = airflow.log(EVENTS_DAG, &run, "summarize", 4, 3).unwrap();
     assert!(log.contains(&format!("{}:", set.paths()[4].display())), "the failed try's log names the file and line:\n{log}");
     assert!(airflow::gantt(&instances).as_svg().contains("summarize[2]"));
