@@ -132,10 +132,6 @@ class Run:
     wrong_answers_peak: int = 0  # bytes (PSS) while wrong answers and their checks ran
     nb: object = None  # the notebook as executed, outputs in (the last pass's), canary out
 
-    @property
-    def mode(self):
-        return ", then ".join(dict.fromkeys(self.modes))
-
     def pass_in(self, mode):
         """The cells of the first pass run in `mode` ([] if it did not start)."""
         number = self.modes.index(mode)
