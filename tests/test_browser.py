@@ -258,7 +258,7 @@ def test_it_sees_a_missing_kernel_a_chart_that_does_not_render_and_an_error(lab,
     try:
         nbformat.write(nb, scratch)
         with pytest.raises(AssertionError, match="kernel"):
-            open_notebook(page, lab, scratch.name, shots, kernel_timeout=30)
+            open_notebook(page, lab, scratch.name, shots, kernel_timeout=10)
 
         nb.metadata.kernelspec = {"name": "parcours", "display_name": "Rust (parcours)",
                                   "language": "rust"}

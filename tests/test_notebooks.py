@@ -214,19 +214,6 @@ def test_runs_clean_with_solutions_then_every_check_fails_with_the_stubs(path):
     assert not problems, "\n".join(problems)
 
 
-# Module 4's task-queue lessons load this crate; they run on Redis by default and must run on
-# the embedded broker too (PARCOURS_BROKER=sqlite: a machine without redis-server).
-QUEUE_LESSONS = [path for path in NOTEBOOKS if ":dep parcours-queue " in path.read_text()]
-
-
-@pytest.mark.parametrize("path", QUEUE_LESSONS, ids=[path.name for path in QUEUE_LESSONS])
-def test_task_queue_lessons_run_clean_on_sqlite_too(path, monkeypatch):
-    monkeypatch.setenv("PARCOURS_BROKER", "sqlite")
-    run = execute(path, "solutions")
-    failures = run.failures()
-    assert not failures, "cells failed on SQLite:\n" + run.describe(failures)
-
-
 def test_readme_outline_lists_every_notebook_with_its_minutes():
     readme = (REPO / "README.md").read_text()
     for path in NOTEBOOKS:
