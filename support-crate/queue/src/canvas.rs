@@ -553,4 +553,35 @@ impl Queue {
     pub fn flow_report(&self, flow: &Flow) -> Result<FlowReport, QueueError> {
         Ok(report(flow, &self.records()?, &self.runs()))
     }
+
+    /// Waits until the run of `flow` on this queue is over, then reports it: every step done
+    /// or given up, or never run behind a step given up. [`Queue::wait`] sees tasks only, and
+    /// a step's tasks exist only once the steps before it end (a chord's body is pushed as its
+    /// header ends): on a loaded machine it can return before the last step is pushed.
+    ///
+    /// # Errors
+    /// [`QueueError::Timeout`] after `timeout`, or a broker that cannot be reached.
+    pub fn wait_flow(&self, flow: &Flow, timeout: Duration) -> Result<FlowReport, QueueError> {
+        let started = std::time::Instant::now();
+        loop {
+            let report = self.flow_report(flow)?;
+            let gave_up = report.steps.iter().any(|s| s.status == Some(Status::Killed));
+            let over = report.steps.iter().all(|s| match s.status {
+                Some(status) => matches!(status, Status::Done | Status::Killed),
+                None => gave_up,
+            });
+            if over {
+                // The queue's other tasks (a step's waiting tasks) settle too.
+                self.wait(timeout.saturating_sub(started.elapsed()))?;
+                return self.flow_report(flow);
+            }
+            if started.elapsed() > timeout {
+                return Err(QueueError::Timeout {
+                    what: format!("the run of flow {:?} to end", flow.nodes.last().map_or("", |n| n.name.as_str())),
+                    waited: timeout,
+                });
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
 }
