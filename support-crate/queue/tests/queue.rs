@@ -252,8 +252,8 @@ fn flows_run_each_step_as_a_task_in_dependency_order() {
         let one_at_a_time = WorkerOptions { concurrency: 1, batch: 1, ..WorkerOptions::default() };
         let pool = WorkerPool::start_flow(&queue, &chord, 2, &one_at_a_time).unwrap();
         queue.start_flow(&chord, (1..=6).map(|k| json!(k)).collect()).unwrap();
-        queue.wait(WAIT).unwrap();
-        let report = queue.flow_report(&chord).unwrap();
+        // A chord's body is pushed as its header ends: wait for the flow's run, not its tasks.
+        let report = queue.wait_flow(&chord, WAIT).unwrap();
         let sum = report.step("6: sum").unwrap();
         assert_eq!(sum.output, Some(Ok(json!(21))), "{kind}: {report:?}");
         assert_eq!(sum.inputs, Some(6), "{kind}");
