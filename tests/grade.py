@@ -2,10 +2,12 @@
 checks, into a report (an HTML table, students × exercises, and a CSV).
 
     ./course grade SUBMISSIONS [--out DIR] [--notebook-timeout S] [--cell-timeout S]
-    ./course progress [NOTEBOOK...]       your own notebooks: which exercises pass
+    ./course progress [NOTEBOOK...]       your own notebooks (your workspace's, see
+                                          kernel/workspace.py): which exercises pass
 
 SUBMISSIONS holds a folder per student, each with the notebooks they hand in, named as the
-course's (`alice/22-threads-in-practice.ipynb`). Only the students' *exercise* cells are taken
+course's (`alice/22-threads-in-practice.ipynb`), or with their whole workspace
+(`alice/notebooks/22-threads-in-practice.ipynb`). Only the students' *exercise* cells are taken
 (in order, by their `exercise` tag); every other cell, the checks first, comes from the course's
 notebook, so that a submission cannot change what is checked, print a `✔` of its own, or replace
 the panic hook. Each check's verdict is read through the runner's deterministic signals
@@ -37,6 +39,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "kernel"))
 from nbrun import ANSI, exercises, execute, role  # noqa: E402
 from paths import REPO, use_this_clones_kernel  # noqa: E402
+from workspace import workspace  # noqa: E402
 
 NOTEBOOKS = REPO / "notebooks"
 NOTEBOOK_TIMEOUT = 900
@@ -147,7 +150,9 @@ def grade_class(submissions, notebook_timeout=NOTEBOOK_TIMEOUT, cell_timeout=CEL
     """Every student's every course notebook with exercises: handed in or not."""
     grades = []
     students = sorted(p for p in Path(submissions).iterdir() if p.is_dir())
-    handed = {s.name: {p.name for p in s.glob("*.ipynb")} for s in students}
+    # A student's folder holds the notebooks, or their whole workspace (notebooks/ inside it).
+    handed = {s.name: {p.name: p for p in [*s.glob("notebooks/*.ipynb"), *s.glob("*.ipynb")]}
+              for s in students}
     graded = sorted({name for names in handed.values() for name in names
                      if (NOTEBOOKS / name).exists()})
     for student in students:
@@ -158,7 +163,7 @@ def grade_class(submissions, notebook_timeout=NOTEBOOK_TIMEOUT, cell_timeout=CEL
                 grades += [Grade(student.name, name, n, "not handed in") for n in range(1, count + 1)]
                 continue
             progress(f"{student.name}: {name}...")
-            grades += grade_in_child(student.name, student / name, reference, notebook_timeout,
+            grades += grade_in_child(student.name, handed[student.name][name], reference, notebook_timeout,
                                      cell_timeout)
     return grades
 
@@ -242,12 +247,13 @@ def main():
         args.json.write_text(json.dumps([asdict(g) for g in grades]))
         return
     if args.progress is not None:
+        mine = workspace() / "notebooks"
         chosen = [p.resolve() for p in args.progress] or sorted(
-            p for p in NOTEBOOKS.glob("[0-9][0-9]-*.ipynb")
+            p for p in mine.glob("[0-9][0-9]-*.ipynb")
             if any(role(c) == "exercise" and "todo!(" not in c.source
                    for c in nbformat.read(p, as_version=4).cells))
         if not chosen:
-            print("no exercise written yet: every exercise cell still has its todo!()")
+            print(f"no exercise written yet in {mine}: every exercise cell still has its todo!()")
         progress_report(chosen, args.cell_timeout)
         return
     if not args.submissions or not args.submissions.is_dir():

@@ -4,7 +4,8 @@
 would, pastes answers into exercise cells, runs every cell, and reads the page: the charts
 drawn (an `<img>` of the SVG, loaded), the tables, `✔` under a check that passed, `✘` and
 what differed under one that did not, and no error output. Screenshots land in
-tests/output/browser/. JupyterLab's autosave is off, so the committed notebook is not touched.
+tests/output/browser/. The notebooks served are a student's workspace, made by `./course open`
+in a temporary folder; JupyterLab's autosave is off, so even that copy is not written.
 """
 
 import json
@@ -56,7 +57,9 @@ class Lab:
         self.port, self.token = free_port(), secrets.token_hex(16)
         self.base = f"http://127.0.0.1:{self.port}"
         self.log = tmp_path / "open.log"
-        env = dict(os.environ, CI="true",
+        # A student's first open: their workspace is made then (kernel/workspace.py).
+        self.notebooks = tmp_path / "work" / "notebooks"
+        env = dict(os.environ, CI="true", PARCOURS_WORKSPACE=str(tmp_path / "work"),
                    JUPYTERLAB_SETTINGS_DIR=str(lab_settings(tmp_path / "settings")),
                    JUPYTERLAB_WORKSPACES_DIR=str(tmp_path / "workspaces"))
         with open(self.log, "w") as log:
@@ -252,7 +255,7 @@ def test_it_sees_a_missing_kernel_a_chart_that_does_not_render_and_an_error(lab,
     shots = tmp_path / "shots"
     shots.mkdir()
     # Not a dot file: Jupyter serves no hidden file.
-    scratch = REPO / "notebooks" / f"browser-test-{secrets.token_hex(4)}.ipynb"
+    scratch = lab.notebooks / f"browser-test-{secrets.token_hex(4)}.ipynb"
     nb = nbformat.v4.new_notebook()
     nb.metadata.kernelspec = {"name": "no-such-kernel", "display_name": "None", "language": "rust"}
     try:

@@ -81,9 +81,9 @@ def test_solutions_writes_the_notebook_executed_with_every_solution_in_place(tmp
     assert checks and all("✔" in text and "✘" not in text for text in shown), shown
 
 
-def student_copy(folder, student, answers):
-    """Notebook 00 as `student` hands it in: `answers` {exercise number: code} in its exercise
-    cells (the others keep their todo!()), and an extra cell of their own."""
+def student_copy(folder, student, answers, within=""):
+    """Notebook 00 as `student` hands it in (in `within`: "notebooks" for a whole workspace):
+    `answers` {exercise number: code} in its exercise cells (the others keep their todo!())."""
     reference = REPO / "notebooks" / "00-how-this-course-works.ipynb"
     nb = nbformat.read(reference, as_version=4)
     for number, (exercise, _solution, _check) in enumerate(exercises(nb), start=1):
@@ -93,8 +93,8 @@ def student_copy(folder, student, answers):
     for cell in nb.cells:
         if "check" in cell.metadata.get("tags", []):
             cell.source = 'println!("✔ all good");'
-    (folder / student).mkdir(parents=True)
-    nbformat.write(nb, folder / student / reference.name)
+    (folder / student / within).mkdir(parents=True)
+    nbformat.write(nb, folder / student / within / reference.name)
 
 
 def test_grade_reads_each_exercise_of_a_class_from_the_course_checks(tmp_path):
@@ -107,7 +107,7 @@ def test_grade_reads_each_exercise_of_a_class_from_the_course_checks(tmp_path):
     wrong = next(a for a in wrong_answers(reference) if a.exercise == 1)
     submissions = tmp_path / "class"
     student_copy(submissions, "alice", solutions)
-    student_copy(submissions, "bob", {**solutions, 1: wrong.code})
+    student_copy(submissions, "bob", {**solutions, 1: wrong.code}, within="notebooks")
     hang = solutions[2].replace("{", "{ loop { std::thread::sleep(std::time::Duration::from_secs(1)); }", 1)
     student_copy(submissions, "carol", {1: solutions[1], 2: hang})
     (submissions / "dave").mkdir()

@@ -238,7 +238,8 @@ def test_open_serves_jupyterlab_on_loopback_behind_a_token_and_stops_cleanly(tmp
     Ctrl-C, or the terminal closing. Each must stop the server and the kernels it started."""
     port = free_port()
     log_path = tmp_path / "open.log"
-    env = dict(os.environ, CI="true")
+    work = tmp_path / "work"
+    env = dict(os.environ, CI="true", PARCOURS_WORKSPACE=str(work))
     with open(log_path, "w") as log:
         server = subprocess.Popen(
             [str(COURSE), "open", f"--ServerApp.port={port}", "--ServerApp.port_retries=0"],
@@ -271,6 +272,12 @@ def test_open_serves_jupyterlab_on_loopback_behind_a_token_and_stops_cleanly(tmp
 
         status, _, body = http(f"{base}/lab?token={token}")
         assert status == 200 and "JupyterLab" in body, (status, body[:300])
+        # It serves the student's own copies of the notebooks, made at this first open.
+        assert f"your notebooks are in {work / 'notebooks'}" in output, output
+        status, _, body = http(f"{base}/api/contents/notebooks?content=1", token)
+        served = {entry["name"] for entry in json.loads(body)["content"]}
+        assert status == 200 and "00-how-this-course-works.ipynb" in served, (status, served)
+        assert (work / "notebooks" / "00-how-this-course-works.ipynb").is_file()
         status, headers, _ = http(f"{base}/lab")
         assert status == 302 and "/login" in headers["Location"], (status, dict(headers))
         status, _, _ = http(f"{base}/api/status")
