@@ -178,6 +178,8 @@ def module_crates(crate):
 
 # Re-exported libraries whose derive macros refer to them as a crate of the cell's.
 NAMED_BY_THEIR_MACROS = {"serde"}
+# The data engines' libraries (Module 4), compiled at -O1 in the kernel: see pin_versions.
+ENGINE = re.compile(r"^(polars|datafusion|arrow|parquet|ballista)(-|$)")
 
 
 def find_lock(crate):
@@ -231,6 +233,11 @@ def pin_versions(slot, crate, package):
     resolution, so every locked version holds. Profiles are read from a workspace's root
     only: the root carries the one evcxr writes for its cells (evcxr 0.22, `:opt 2`).
     """
+    lock = find_lock(crate)
+    # The data engines' crates at -O1: they are most of a cold set-up's compile time (polars
+    # about 14 min and DataFusion with Ballista about 25 on 2 cores at -O2), and a notebook's
+    # small tables do not need the last -O2 gains (docs/kernel.md, "Build slots").
+    engines = sorted(name for name in (locked_versions(lock) if lock else {}) if ENGINE.match(name))
     (slot / "Cargo.toml").write_text(
         "# Written by the course kernel's launcher (kernel/launch.py): see pin_versions.\n"
         '[workspace]\nmembers = ["build", "pins"]\nexclude = ["placeholder"]\nresolver = "3"\n\n'
@@ -238,7 +245,8 @@ def pin_versions(slot, crate, package):
         "lto = false\ndebug-assertions = true\ncodegen-units = 16\npanic = \"unwind\"\n"
         "incremental = true\noverflow-checks = true\n"
         # SQLite's C source (Module 4's task queues) compiles 3x faster at -O1 than -O3.
-        "\n[profile.dev.package.libsqlite3-sys]\nopt-level = 1\n")
+        "\n[profile.dev.package.libsqlite3-sys]\nopt-level = 1\n"
+        + "".join(f'\n[profile.dev.package."{name}"]\nopt-level = 1\n' for name in engines))
     pins = slot / "pins"
     (pins / "src").mkdir(parents=True, exist_ok=True)
     (pins / "src" / "lib.rs").write_text("")
@@ -253,7 +261,6 @@ def pin_versions(slot, crate, package):
         "publish = false\n\n[dependencies]\n"
         f"parcours = {{ path = {quoted(crate)}, package = {quoted(package)} }}\n"
         + (f"\n[target.'cfg(any())'.dependencies]\n{modules}" if modules else ""))
-    lock = find_lock(crate)
     if lock is None:
         return {}
     if lock.resolve() != (slot / "Cargo.lock").resolve():

@@ -23,6 +23,9 @@ from paths import KERNEL, REPO, use_this_clones_kernel
 STARTUP_TIMEOUT = 1800
 CELL_TIMEOUT = 1800
 MODULE_DEP = re.compile(r"^:dep (parcours-[a-z0-9-]+) = .*$", re.MULTILINE)
+# Programs a module's crate builds in the kernel's own build folder (reusing the kernel's
+# build of their libraries), built here so that no lesson waits for them.
+PROGRAMS = {"parcours-ballista": "parcours_ballista::cluster::program().unwrap();"}
 
 
 def tick(done, started):
@@ -101,7 +104,9 @@ def main():
         names = ", ".join(MODULE_DEP.match(line)[1] for line in lines)
         print(f"    building {names} inside the kernel (notebooks {', '.join(notebooks)})...",
               flush=True)
-        warm(names, "\n".join(lines) + "\nparcours::welcome();")
+        programs = [PROGRAMS[MODULE_DEP.match(line)[1]] for line in lines
+                    if MODULE_DEP.match(line)[1] in PROGRAMS]
+        warm(names, "\n".join([*lines, "parcours::welcome();", *programs]))
     stamp.parent.mkdir(parents=True, exist_ok=True)
     stamp.write_text(fingerprint)
 

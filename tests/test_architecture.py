@@ -54,7 +54,8 @@ def resolve(tmp_path, crates):
 
 def test_every_modules_crate_is_found_and_loaded_by_a_notebook():
     assert set(MODULES) == {"parcours-limits", "parcours-cluster", "parcours-gpu", "parcours-queue",
-                            "parcours-arrays", "parcours-frames", "parcours-pipelines"}
+                            "parcours-arrays", "parcours-frames", "parcours-pipelines",
+                            "parcours-ballista"}
     loaded = {MODULE_DEP.match(line)[1] for lines in module_configurations() for line in lines}
     assert loaded == set(MODULES)
 
@@ -84,7 +85,7 @@ def test_loading_modules_changes_no_feature_of_what_is_already_built(tmp_path):
 
 @pytest.mark.parametrize("crate", ["parcours", "parcours-limits", "parcours-cluster",
                                    "parcours-gpu", "parcours-queue", "parcours-arrays",
-                                   "parcours-frames"])
+                                   "parcours-frames", "parcours-ballista"])
 def test_each_crate_is_a_dylib_for_the_kernel(crate):
     folder = TOOLBOX if crate == "parcours" else MODULES[crate]
     manifest = (folder / "Cargo.toml").read_text()
@@ -105,7 +106,8 @@ def test_the_course_programs_link_only_their_modules_crate():
                         "parcours-queue-worker": "parcours-queue",
                         "parcours-frames-bench": "parcours-frames",
                         "parcours-pipeline": "parcours-pipelines",
-                        "parcours-pipelines-bench": "parcours-pipelines"}
+                        "parcours-pipelines-bench": "parcours-pipelines",
+                        "parcours-ballista": "parcours-ballista"}
     tree = subprocess.run(["cargo", "tree", "-p", "parcours-limits", "-p", "parcours-cluster",
                            "--edges", "normal", "--prefix", "none"], cwd=REPO,
                           capture_output=True, text=True, check=True).stdout

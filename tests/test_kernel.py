@@ -281,6 +281,29 @@ def test_the_task_queues_broker_and_workers_die_with_the_kernel():
     assert wait_until_gone(pids) == [], "a broker or worker outlived its kernel"
 
 
+BALLISTA_CRATE = REPO / "support-crate" / "ballista"
+START_BALLISTA = f':dep parcours-ballista = {{ path = "{BALLISTA_CRATE}" }}' + """
+let mut cluster = parcours_ballista::cluster::BallistaCluster::start(2, 1).unwrap();
+let pids = cluster.pids();
+std::mem::forget(cluster); // as a kernel killed mid-lesson: nothing stops the cluster but the kernel's death
+format!("PIDS {pids:?}")
+"""
+
+
+def test_the_ballista_scheduler_and_executors_die_with_the_kernel():
+    kernel = Kernel()
+    try:
+        outcome = kernel.run(START_BALLISTA, timeout=1800)
+        assert outcome.ok, outcome.text
+        value = "".join(data.get("text/plain", "") for data in outcome.results)
+        assert "PIDS " in value, f"the cell's value: {value!r}\n{outcome.text}"
+        pids = [int(p) for p in re.findall(r"\d+", value.split("PIDS ", 1)[1])]
+        assert len(pids) == 3 and all(alive(p) for p in pids), pids
+    finally:
+        kernel.stop()
+    assert wait_until_gone(pids) == [], "a scheduler or executor outlived its kernel"
+
+
 def test_a_kernel_stops_when_the_process_that_started_it_is_killed():
     # As a Jupyter server killed with SIGKILL: it cannot stop its kernels.
     client = subprocess.Popen([sys.executable, "-c", ORPHANING_CLIENT, str(REPO / "tests")],

@@ -31,7 +31,8 @@ pub fn build_binaries(manifest: &Path, what: &str) -> Result<PathBuf, String> {
     command
         // The whole workspace, as `./course setup` builds it: one package alone resolves other
         // features and rebuilds the course's crates (each way in turn).
-        .args(["build", "--release", "--workspace", "--bins"])
+        // parcours-ballista is built in the kernel's folder only (docs/ballista.md).
+        .args(["build", "--release", "--workspace", "--exclude", "parcours-ballista", "--bins"])
         .arg("--manifest-path")
         .arg(manifest)
         .arg("--target-dir")
@@ -66,7 +67,7 @@ pub fn build_binaries(manifest: &Path, what: &str) -> Result<PathBuf, String> {
     if !status.success() {
         let tail = &log[log.len().saturating_sub(15)..];
         return Err(format!(
-            "building the course's binaries failed ({status}); run `cargo build --release --workspace --bins \
+            "building the course's binaries failed ({status}); run `cargo build --release --workspace --exclude parcours-ballista --bins \
              --manifest-path {}` to see why. Its last lines:\n{}",
             manifest.display(),
             tail.join("\n")
