@@ -60,8 +60,8 @@ def install_line(packages, root=IS_ROOT):
 def test_help_lists_every_command():
     result = course("help")
     assert result.returncode == 0, result.stderr
-    for command in ("open", "test", "setup", "check", "system", "tools", "clean", "sources", "bench",
-                    "help"):
+    for command in ("open", "update", "test", "setup", "check", "system", "tools", "clean", "sources",
+                    "bench", "progress", "help"):
         assert re.search(rf"^  {command}\b", result.stdout, re.M), f"{command}:\n{result.stdout}"
     unknown = course("frobnicate")
     assert unknown.returncode != 0
