@@ -265,15 +265,22 @@ format!("PIDS {pids:?}")
 """
 
 
+def started_by_a_cell(kernel, cell, timeout):
+    """The pids a cell reports as its value (`PIDS [..]`), each checked alive."""
+    outcome = kernel.run(cell, timeout=timeout)
+    assert outcome.ok, outcome.text
+    value = "".join(data.get("text/plain", "") for data in outcome.results)
+    assert "PIDS " in value, f"the cell's value: {value!r}\n{outcome.text}"
+    pids = [int(p) for p in re.findall(r"\d+", value.split("PIDS ", 1)[1])]
+    assert pids and all(alive(p) for p in pids), pids
+    return pids
+
+
 def test_the_task_queues_broker_and_workers_die_with_the_kernel():
     kernel = Kernel()
     try:
-        outcome = kernel.run(START_QUEUE, timeout=900)
-        assert outcome.ok, outcome.text
-        value = "".join(data.get("text/plain", "") for data in outcome.results)
-        assert "PIDS " in value, f"the cell's value: {value!r}\n{outcome.text}"
-        pids = [int(p) for p in re.findall(r"\d+", value.split("PIDS ", 1)[1])]
-        assert len(pids) >= 2 and all(alive(p) for p in pids), pids
+        pids = started_by_a_cell(kernel, START_QUEUE, timeout=900)
+        assert len(pids) >= 2, pids
     finally:
         # Killed, not asked, as in the test above; and always: a kernel left running would hold
         # its build slot and its broker for the rest of the run.
@@ -293,12 +300,8 @@ format!("PIDS {pids:?}")
 def test_the_ballista_scheduler_and_executors_die_with_the_kernel():
     kernel = Kernel()
     try:
-        outcome = kernel.run(START_BALLISTA, timeout=1800)
-        assert outcome.ok, outcome.text
-        value = "".join(data.get("text/plain", "") for data in outcome.results)
-        assert "PIDS " in value, f"the cell's value: {value!r}\n{outcome.text}"
-        pids = [int(p) for p in re.findall(r"\d+", value.split("PIDS ", 1)[1])]
-        assert len(pids) == 3 and all(alive(p) for p in pids), pids
+        pids = started_by_a_cell(kernel, START_BALLISTA, timeout=1800)
+        assert len(pids) == 3, pids
     finally:
         kernel.stop()
     assert wait_until_gone(pids) == [], "a scheduler or executor outlived its kernel"

@@ -199,12 +199,14 @@ impl BallistaCluster {
         Ok(jobs)
     }
 
-    /// A job's stages, with their plans and tasks (`/api/job/<id>/stages`).
+    /// A job's stages in order, with their plans and tasks (`/api/job/<id>/stages`).
     ///
     /// # Errors
     /// As [`get`](Self::get).
     pub fn stages(&self, job: &str) -> Result<Vec<Value>, EngineError> {
-        Ok(self.get(&format!("/api/job/{job}/stages"))?["stages"].as_array().cloned().unwrap_or_default())
+        let mut stages = self.get(&format!("/api/job/{job}/stages"))?["stages"].as_array().cloned().unwrap_or_default();
+        stages.sort_by_key(|stage| stage["stage_id"].as_str().and_then(|id| id.parse::<u64>().ok()).or(stage["stage_id"].as_u64()));
+        Ok(stages)
     }
 
     /// A job's graph of stages, in Graphviz' DOT (`/api/job/<id>/dot`).
@@ -215,26 +217,6 @@ impl BallistaCluster {
         match self.get(&format!("/api/job/{job}/dot"))? {
             Value::String(text) => Ok(text),
             other => Ok(other.to_string()),
-        }
-    }
-
-    /// Waits until `job` has left the running states, or `limit` passes; returns its status.
-    ///
-    /// # Errors
-    /// [`EngineError::TimedOut`] after `limit`.
-    pub fn wait_for_job(&self, job: &str, limit: Duration) -> Result<String, EngineError> {
-        let started = Instant::now();
-        loop {
-            if let Some(found) = self.jobs()?.into_iter().find(|j| j["job_id"] == job) {
-                let status = found["job_status"].as_str().unwrap_or("").to_owned();
-                if !matches!(status.as_str(), "Queued" | "Running" | "") {
-                    return Ok(status);
-                }
-            }
-            if started.elapsed() > limit {
-                return Err(EngineError::TimedOut(limit, format!("job {job} to finish")));
-            }
-            std::thread::sleep(Duration::from_millis(200));
         }
     }
 
