@@ -153,7 +153,7 @@ def main():
     target = Path(os.environ.get("CARGO_TARGET_DIR") or HOME / "target")
     env = dict(os.environ, CARGO_TARGET_DIR=str(target))
     print("building the course's worker and the benchmark programs (release)...", flush=True)
-    subprocess.run(["cargo", "build", "--release", "-q", "--workspace", "--bins"],
+    subprocess.run(["cargo", "build", "--release", "-q", "--workspace", "--exclude", "parcours-ballista", "--bins"],
                    cwd=REPO, env=env, check=True)
     subprocess.run(["cargo", "build", "--release", "-q", "-p", "parcours-queue", "--example",
                     "queue_throughput", "-p", "parcours-cluster", "--example",
