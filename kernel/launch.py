@@ -234,19 +234,10 @@ def pin_versions(slot, crate, package):
     only: the root carries the one evcxr writes for its cells (evcxr 0.22, `:opt 2`).
     """
     lock = find_lock(crate)
-    # The data engines' crates at -O1: they are most of a cold set-up's compile time (polars
-    # about 14 min and DataFusion with Ballista about 25 on 2 cores at -O2), and a notebook's
-    # small tables do not need the last -O2 gains (docs/kernel.md, "Build slots").
-    engines = sorted(name for name in (locked_versions(lock) if lock else {}) if ENGINE.match(name))
     (slot / "Cargo.toml").write_text(
         "# Written by the course kernel's launcher (kernel/launch.py): see pin_versions.\n"
         '[workspace]\nmembers = ["build", "pins"]\nexclude = ["placeholder"]\nresolver = "3"\n\n'
-        "[profile.dev]\nopt-level = 2\ndebug = false\nstrip = \"debuginfo\"\nrpath = true\n"
-        "lto = false\ndebug-assertions = true\ncodegen-units = 16\npanic = \"unwind\"\n"
-        "incremental = true\noverflow-checks = true\n"
-        # SQLite's C source (Module 4's task queues) compiles 3x faster at -O1 than -O3.
-        "\n[profile.dev.package.libsqlite3-sys]\nopt-level = 1\n"
-        + "".join(f'\n[profile.dev.package."{name}"]\nopt-level = 1\n' for name in engines))
+        + cells_profile(lock))
     pins = slot / "pins"
     (pins / "src").mkdir(parents=True, exist_ok=True)
     (pins / "src" / "lib.rs").write_text("")
@@ -266,6 +257,21 @@ def pin_versions(slot, crate, package):
     if lock.resolve() != (slot / "Cargo.lock").resolve():
         shutil.copyfile(lock, slot / "Cargo.lock")
     return locked_versions(lock)
+
+
+def cells_profile(lock):
+    """The profile the kernel builds with: evcxr's for its cells (`:opt 2`), and for the data
+    engines' crates `-O1`: they are most of a cold set-up's compile time (polars about 14 min
+    and DataFusion with Ballista about 25 on 2 cores at -O2), and a notebook's small tables do
+    not need the last -O2 gains (docs/kernel.md, "Build slots"). Also read by
+    tests/kernel_only_crates.py, which tests crates against the kernel's build."""
+    engines = sorted(name for name in (locked_versions(lock) if lock else {}) if ENGINE.match(name))
+    return ("[profile.dev]\nopt-level = 2\ndebug = false\nstrip = \"debuginfo\"\nrpath = true\n"
+            "lto = false\ndebug-assertions = true\ncodegen-units = 16\npanic = \"unwind\"\n"
+            "incremental = true\noverflow-checks = true\n"
+            # SQLite's C source (Module 4's task queues) compiles 3x faster at -O1 than -O3.
+            "\n[profile.dev.package.libsqlite3-sys]\nopt-level = 1\n"
+            + "".join(f'\n[profile.dev.package."{name}"]\nopt-level = 1\n' for name in engines))
 
 
 def write_placeholder_crate(slot, error):

@@ -112,3 +112,16 @@ def test_the_course_programs_link_only_their_modules_crate():
                            "--edges", "normal", "--prefix", "none"], cwd=REPO,
                           capture_output=True, text=True, check=True).stdout
     assert not re.search(r"^wgpu ", tree, re.MULTILINE), "a program links wgpu"
+
+
+def test_the_data_engines_crates_are_left_out_of_every_release_build_alike():
+    """polars, DataFusion and Ballista are built inside the kernel only (docs/kernel.md): the
+    set-up's release build, the toolbox's `build_binaries` (a notebook's programs) and the
+    queue benchmark must leave out the same crates, or one of them compiles the engines again
+    (and each build changes the features of the course's crates for the other)."""
+    course = re.search(r'^KERNEL_ONLY_CRATES="([^"]+)"', (REPO / "course").read_text(), re.M)[1].split()
+    toolbox = re.search(r"pub const KERNEL_ONLY: \[&str; \d+\] = \[([^\]]+)\]",
+                        (TOOLBOX / "src" / "launch.rs").read_text())[1]
+    bench = (REPO / "tests" / "bench" / "module4_queues.py").read_text()
+    assert set(course) == set(re.findall(r'"([a-z-]+)"', toolbox)) == {"parcours-frames", "parcours-ballista"}
+    assert all(f'"--exclude", "{crate}"' in bench for crate in course)

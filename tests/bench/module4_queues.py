@@ -153,7 +153,9 @@ def main():
     target = Path(os.environ.get("CARGO_TARGET_DIR") or HOME / "target")
     env = dict(os.environ, CARGO_TARGET_DIR=str(target))
     print("building the course's worker and the benchmark programs (release)...", flush=True)
-    subprocess.run(["cargo", "build", "--release", "-q", "--workspace", "--exclude", "parcours-ballista", "--bins"],
+    # As ./course setup builds them: the workspace but the data engines' crates (KERNEL_ONLY).
+    subprocess.run(["cargo", "build", "--release", "-q", "--workspace", "--bins",
+                    "--exclude", "parcours-frames", "--exclude", "parcours-ballista"],
                    cwd=REPO, env=env, check=True)
     subprocess.run(["cargo", "build", "--release", "-q", "-p", "parcours-queue", "--example",
                     "queue_throughput", "-p", "parcours-cluster", "--example",

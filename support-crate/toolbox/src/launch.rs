@@ -16,6 +16,11 @@ use std::time::{Duration, Instant};
 
 use crate::notebook::parcours_home;
 
+/// The data engines' crates, built only inside the course kernel (`KERNEL_ONLY_CRATES` in
+/// `course`, docs/kernel.md): a release build leaves them out rather than compile polars,
+/// DataFusion and Ballista a second time.
+pub const KERNEL_ONLY: [&str; 2] = ["parcours-frames", "parcours-ballista"];
+
 /// Builds every binary of the crate of `manifest` with cargo, in release mode, into
 /// `$PARCOURS_HOME/target` (by default `~/.cache/parcours/target`, where `./course setup` built
 /// them: then cargo finds them up to date in a second); returns the folder that holds them.
@@ -31,8 +36,8 @@ pub fn build_binaries(manifest: &Path, what: &str) -> Result<PathBuf, String> {
     command
         // The whole workspace, as `./course setup` builds it: one package alone resolves other
         // features and rebuilds the course's crates (each way in turn).
-        // parcours-ballista is built in the kernel's folder only (docs/ballista.md).
-        .args(["build", "--release", "--workspace", "--exclude", "parcours-ballista", "--bins"])
+        .args(["build", "--release", "--workspace", "--bins"])
+        .args(KERNEL_ONLY.iter().flat_map(|&name| ["--exclude", name]))
         .arg("--manifest-path")
         .arg(manifest)
         .arg("--target-dir")
@@ -67,8 +72,9 @@ pub fn build_binaries(manifest: &Path, what: &str) -> Result<PathBuf, String> {
     if !status.success() {
         let tail = &log[log.len().saturating_sub(15)..];
         return Err(format!(
-            "building the course's binaries failed ({status}); run `cargo build --release --workspace --exclude parcours-ballista --bins \
+            "building the course's binaries failed ({status}); run `cargo build --release --workspace --bins{} \
              --manifest-path {}` to see why. Its last lines:\n{}",
+            KERNEL_ONLY.iter().map(|name| format!(" --exclude {name}")).collect::<String>(),
             manifest.display(),
             tail.join("\n")
         ));
