@@ -143,9 +143,16 @@ def link_or_copy(source, destination):
         try:
             os.link(source, destination)
             return destination
+        except FileNotFoundError:
+            return destination
         except OSError:
             pass  # another file system: copy
-    return shutil.copy2(source, destination)
+    try:
+        return shutil.copy2(source, destination)
+    except FileNotFoundError:
+        # Gone since the folder was listed: a cell's library that the kernel running in the
+        # source slot replaced. Cargo rebuilds whatever a copy lacks.
+        return destination
 
 
 def quoted(value):

@@ -183,9 +183,7 @@ CALLED_A_STUB = ("not yet implemented", "E0425")
 
 def shared_scratch_groups():
     """{notebook: folder name} for the notebooks that write the same scratch folder
-    (`parcours::notebook::scratch`, as 51 and 52 share their event files): `./course test`
-    runs notebooks side by side (pytest-xdist), and these must run one after the other, on
-    one worker (`--dist loadgroup`)."""
+    (`parcours::notebook::scratch`, as 51 and 52 share their event files)."""
     users = {}
     for path in NOTEBOOKS:
         code = "\n".join(cell.source for cell in nbformat.read(path, as_version=4).cells)
@@ -199,27 +197,42 @@ def shared_scratch_groups():
 
 
 def heaviest_first(paths):
-    """The notebooks, Module 5's first: the later modules' run longest, so two workers that
-    start with them end together. Those that share a scratch folder carry its group."""
+    """The notebooks as test runs, Module 5's first: the later modules' run longest, so two
+    workers that start with them end together (`./course test` runs two at a time, with
+    pytest-xdist). Notebooks that write the same scratch folder are one run, one after the
+    other: two at once would write each other's files. (xdist's own `xdist_group` does not
+    group under pytest 9, which no longer reads the node id xdist rewrites.)"""
     groups = shared_scratch_groups()
-    return [pytest.param(path, marks=pytest.mark.xdist_group(f"scratch-{groups[path]}"),
-                         id=path.name)
-            if path in groups else pytest.param(path, id=path.name) for path in reversed(paths)]
+    runs = {}
+    for path in reversed(paths):
+        runs.setdefault(groups.get(path, path), []).append(path)
+    # Within a run, in the course's order, as a student takes them.
+    return [pytest.param(sorted(run), id="+".join(path.name for path in sorted(run)))
+            for run in runs.values()]
 
 
 def test_notebooks_that_share_a_scratch_folder_run_one_after_the_other():
-    groups = shared_scratch_groups()
-    assert {path.name[:2] for path, name in groups.items() if name == "pipelines"} == {"51", "52"}
+    runs = [param.values[0] for param in heaviest_first(NOTEBOOKS)]
+    assert [[path.name[:2] for path in run] for run in runs if len(run) > 1] == [["51", "52"]]
+    assert sorted(path for run in runs for path in run) == sorted(NOTEBOOKS)
 
 
-@pytest.mark.parametrize("path", heaviest_first(NOTEBOOKS))
-def test_runs_clean_with_solutions_then_every_check_fails_with_the_stubs(path):
+@pytest.mark.parametrize("paths", heaviest_first(NOTEBOOKS))
+def test_runs_clean_with_solutions_then_every_check_fails_with_the_stubs(paths):
     """One kernel runs the notebook twice, as a class that re-runs it does: first with the
     reference solutions, where every cell must pass within the notebook's memory budget; then
     as a student who has written nothing, where every check must fail on its stub's `todo!()`
     and refuse each wrong answer (tests/wrong_answers/), and any other cell may fail only
     because it used a stub (CALLED_A_STUB). A notebook without exercises runs its solutions
-    twice."""
+    twice. Notebooks that share a scratch folder run one after the other."""
+    for path in paths:
+        try:
+            runs_clean_then_fails_with_the_stubs(path)
+        except AssertionError as error:
+            raise AssertionError(f"{path.name}: {error}") from None
+
+
+def runs_clean_then_fails_with_the_stubs(path):
     nb = nbformat.read(path, as_version=4)
     has_exercises = any(role(cell) == "exercise" for cell in nb.cells)
     run = execute(path, modes=["solutions", "stubs" if has_exercises else "solutions"])
