@@ -196,13 +196,19 @@ class MemoryPeak:
                 except (OSError, IndexError, ValueError):
                     continue
                 children.setdefault(parent, []).append(int(entry.name))
-        parts, stack, names = {}, [self.root], {}
+        parts, stack, names, programs = {}, [(self.root, None)], {}, {}
         while stack:
-            pid = stack.pop()
-            stack.extend(children.get(pid, []))
+            pid, parent = stack.pop()
+            stack.extend((child, pid) for child in children.get(pid, []))
             try:
                 with open(f"/proc/{pid}/comm") as comm:
                     name = comm.read().strip()
+                programs[pid] = os.readlink(f"/proc/{pid}/exe")
+                # Forked by one of its parent's threads (a tokio worker starting cargo), not
+                # yet running its own program: its pages are the parent's, already counted.
+                if (programs[pid] == programs.get(parent)
+                        and name != os.path.basename(programs[pid])[:15]):
+                    continue
                 # evcxr runs the cells in a child process of its own binary.
                 if name == "evcxr_jupyter" and "evcxr_jupyter" in names.values():
                     name = "evcxr_jupyter (the cells)"
