@@ -196,28 +196,25 @@ def shared_scratch_groups():
     return groups
 
 
-def heaviest_first(paths):
-    """The notebooks as test runs, Module 5's first: the later modules' run longest, so two
-    workers that start with them end together (`./course test` runs two at a time, with
-    pytest-xdist). Notebooks that write the same scratch folder are one run, one after the
-    other: two at once would write each other's files. (xdist's own `xdist_group` does not
+def notebook_runs(paths):
+    """The notebooks as test runs, in the course's order. Notebooks that write the same scratch
+    folder are one run, one after the other, so that `PARCOURS_TEST_WORKERS=2` (pytest-xdist)
+    never runs them at once, writing each other's files. (xdist's own `xdist_group` does not
     group under pytest 9, which no longer reads the node id xdist rewrites.)"""
     groups = shared_scratch_groups()
     runs = {}
-    for path in reversed(paths):
+    for path in paths:
         runs.setdefault(groups.get(path, path), []).append(path)
-    # Within a run, in the course's order, as a student takes them.
-    return [pytest.param(sorted(run), id="+".join(path.name for path in sorted(run)))
-            for run in runs.values()]
+    return [pytest.param(run, id="+".join(path.name for path in run)) for run in runs.values()]
 
 
 def test_notebooks_that_share_a_scratch_folder_run_one_after_the_other():
-    runs = [param.values[0] for param in heaviest_first(NOTEBOOKS)]
+    runs = [param.values[0] for param in notebook_runs(NOTEBOOKS)]
     assert [[path.name[:2] for path in run] for run in runs if len(run) > 1] == [["51", "52"]]
     assert sorted(path for run in runs for path in run) == sorted(NOTEBOOKS)
 
 
-@pytest.mark.parametrize("paths", heaviest_first(NOTEBOOKS))
+@pytest.mark.parametrize("paths", notebook_runs(NOTEBOOKS))
 def test_runs_clean_with_solutions_then_every_check_fails_with_the_stubs(paths):
     """One kernel runs the notebook twice, as a class that re-runs it does: first with the
     reference solutions, where every cell must pass within the notebook's memory budget; then
