@@ -198,8 +198,8 @@ def shared_scratch_groups():
 
 def notebook_runs(paths):
     """The notebooks as test runs, in the course's order. Notebooks that write the same scratch
-    folder are one run, one after the other, so that `PARCOURS_TEST_WORKERS=2` (pytest-xdist)
-    never runs them at once, writing each other's files. (xdist's own `xdist_group` does not
+    folder are one run, one after the other, so that `./course test`, which runs two
+    notebooks at a time (pytest-xdist), never runs them at once, writing each other's files. (xdist's own `xdist_group` does not
     group under pytest 9, which no longer reads the node id xdist rewrites.)"""
     groups = shared_scratch_groups()
     runs = {}
