@@ -153,9 +153,9 @@ impl QueueStats {
     }
 }
 
-/// The tokio runtime behind every manager and client of this process, and Module 4's task
-/// queues: one per process (and, in a notebook, one per kernel, since this crate is a `dylib`),
-/// with two threads — the work is waiting on sockets, not computing.
+/// The tokio runtime behind every manager and client of this process: one per process (and,
+/// in a notebook, one per kernel, since this crate is a `dylib`), with two threads — the work
+/// is waiting on sockets, not computing.
 pub fn runtime() -> &'static tokio::runtime::Runtime {
     static RUNTIME: OnceLock<tokio::runtime::Runtime> = OnceLock::new();
     RUNTIME.get_or_init(|| {

@@ -15,7 +15,7 @@ use serde_json::Value;
 use crate::QueueError;
 use crate::broker::Queue;
 use crate::tasks::CourseTask;
-use parcours_cluster::cluster::runtime;
+use crate::runtime::runtime;
 
 /// A cron expression as apalis-cron's schedule (in UTC).
 struct CronSchedule(cron::Schedule);

@@ -27,7 +27,7 @@ use serde_json::Value;
 
 use crate::ledger::Ledger;
 use crate::local_redis::{Fsync, LocalRedis, redis_installed};
-use parcours_cluster::cluster::block_on;
+use crate::runtime::block_on;
 use crate::tasks::CourseTask;
 use crate::QueueError;
 
@@ -194,7 +194,7 @@ impl Broker {
     /// When Redis is missing or does not start, or the database cannot be created.
     pub fn start_kind(kind: BrokerKind) -> Result<Self, QueueError> {
         static STARTED: AtomicUsize = AtomicUsize::new(0);
-        let brokers = parcours_cluster::cluster::parcours_home().join("queue");
+        let brokers = parcours::notebook::parcours_home().join("queue");
         remove_folders_of_dead_processes(&brokers);
         let dir = brokers.join(format!(
             "{}-{}-{}",
@@ -254,7 +254,7 @@ impl Broker {
     /// When the folder cannot be created.
     pub fn connect(address: BrokerAddress) -> Result<Self, QueueError> {
         static CONNECTED: AtomicUsize = AtomicUsize::new(0);
-        let brokers = parcours_cluster::cluster::parcours_home().join("queue");
+        let brokers = parcours::notebook::parcours_home().join("queue");
         remove_folders_of_dead_processes(&brokers);
         let dir = brokers.join(format!(
             "external-{}-{}",

@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use crate::broker::{Connection, Connector};
-use parcours_cluster::cluster::block_on;
+use crate::runtime::block_on;
 use crate::QueueError;
 
 /// Balances named `name`, in the broker (a Redis hash, or an SQLite table).

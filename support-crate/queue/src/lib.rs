@@ -31,6 +31,7 @@ mod error;
 pub mod ledger;
 mod local_redis;
 pub mod pool;
+mod runtime;
 pub mod tasks;
 pub mod worker;
 

@@ -188,7 +188,7 @@ impl LocalRedis {
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(Stdio::null());
-        let mut child = parcours_cluster::cluster::spawn_tied(command)
+        let mut child = parcours::launch::spawn_tied(command)
             .map_err(|e| QueueError::Broker(format!("cannot start redis-server: {e}")))?;
         let started = Instant::now();
         loop {

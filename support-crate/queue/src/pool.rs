@@ -5,7 +5,7 @@ use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
-use parcours_cluster::cluster::{build_binaries, spawn_tied};
+use parcours::launch::{build_binaries, spawn_tied};
 
 use crate::broker::Queue;
 use crate::canvas::Flow;

@@ -18,7 +18,7 @@ use serde_json::Value;
 
 use crate::broker::{BrokerAddress, Connection, Queue};
 use crate::canvas::{Aborting, Flow, flow_graph};
-use parcours_cluster::cluster::runtime;
+use crate::runtime::runtime;
 use crate::tasks::{CustomHandler, Failure, Handling, handle};
 use crate::QueueError;
 
