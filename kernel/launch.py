@@ -271,7 +271,7 @@ def cells_profile(lock):
     engines' crates `-O1`: they are most of a cold set-up's compile time (polars about 14 min
     and DataFusion with Ballista about 25 on 2 cores at -O2), and a notebook's small tables do
     not need the last -O2 gains (docs/kernel.md, "Build slots"). A cell's own crate (`ctx`)
-    is one codegen unit: as fast for a cell, and lighter on a loaded machine. Also read by
+    is one codegen unit: as fast for a cell, and linked from one object file. Also read by
     tests/kernel_only_crates.py, which tests crates against the kernel's build."""
     engines = sorted(name for name in (locked_versions(lock) if lock else {}) if ENGINE.match(name))
     return ("[profile.dev]\nopt-level = 2\ndebug = false\nstrip = \"debuginfo\"\nrpath = true\n"

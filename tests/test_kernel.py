@@ -364,3 +364,48 @@ def test_a_crash_mid_session_is_reported_as_such_not_as_a_build_error(tmp_path):
     said = log.read_text()
     assert "stopped unexpectedly" in said and "variables are lost" in said, said[-2000:]
     assert "without the support crate" not in said
+
+
+def test_notebooks_of_different_modules_in_turn_compile_nothing_again(tmp_path):
+    """Each set of crates a notebook loads, built as evcxr builds a cell, in a copy of the
+    kernel's warm build slot, one set after another, twice: the second round compiles nothing
+    but the cell. A module's crate that one set builds differently from another (Module 4's
+    queues once depended on Module 2's crate) is compiled again in the first cell of every
+    notebook that follows one of the other module: minutes, and 0.5 GiB more (docs/architecture.md)."""
+    import json
+    import launch
+    from kernel_only_crates import copy_of_the_kernels_build, host_triple
+    from warm import MODULE_DEP, module_configurations
+
+    slot = tmp_path / "slot"
+    slot.mkdir()
+    launch.pin_versions(slot, launch.SUPPORT_CRATE, "parcours")
+    build = slot / "build"
+    copy_of_the_kernels_build(build)
+    (build / "src").mkdir()
+    (build / "src" / "lib.rs").write_text("")
+    serde = locked_versions(launch.find_lock(launch.SUPPORT_CRATE))["serde"]
+    folders = launch.module_crates(launch.SUPPORT_CRATE)
+    env = dict(os.environ, CARGO_TARGET_DIR="target", CARGO_BUILD_BUILD_DIR="target",
+               RUSTFLAGS="-Cprefer-dynamic")
+
+    def compiled(crates):
+        """The packages cargo compiled (not found fresh) for a cell that loaded `crates`."""
+        (build / "Cargo.toml").write_text(
+            '[package]\nname = "ctx"\nversion = "1.0.0"\nedition = "2024"\n\n'
+            '[lib]\ncrate-type = ["cdylib"]\npath = "src/lib.rs"\n\n[dependencies]\n'
+            f'serde = {{ version = "={serde}", default-features = false }}\n'
+            f'parcours = {{ path = "{launch.SUPPORT_CRATE}", package = "parcours" }}\n'
+            + "".join(f'{crate} = {{ path = "{folders[crate]}" }}\n' for crate in crates))
+        run = subprocess.run(["cargo", "build", "--target", host_triple(), "--message-format", "json"],
+                             cwd=build, env=env, capture_output=True, text=True)
+        assert run.returncode == 0, run.stderr[-3000:]
+        messages = [json.loads(line) for line in run.stdout.splitlines() if line.startswith("{")]
+        return {m["package_id"] for m in messages if m.get("reason") == "compiler-artifact"
+                and not m["fresh"] and m["target"]["name"] != "ctx"}
+
+    sets = [[MODULE_DEP.match(line)[1] for line in lines] for lines in module_configurations()]
+    for crates in sets:
+        print(crates, "first round compiled:", compiled(crates) or "nothing")
+    again = {" + ".join(crates): built for crates in sets if (built := compiled(crates))}
+    assert not again, f"compiled again when the notebooks alternate: {again}"
