@@ -70,7 +70,7 @@ def test_loading_modules_changes_no_feature_of_what_is_already_built(tmp_path):
         resolved = resolve(tmp_path, crates) if len(crates) > 1 else alone[crates[0]]
         # The toolbox's libraries as the kernel started with them, whatever a cell loads; each
         # module's as its other notebooks load it (one build of it serves them all), a module
-        # that another one depends on included (the task queues use Module 2's crate).
+        # that another one depends on included (Module 3's crate uses Module 1's).
         modules = [] if crates is everything else [
             crate for crate in MODULES if any(package.startswith(f"{crate} v") for package in resolved)]
         for before, label in [(toolbox, "the toolbox")] + [
