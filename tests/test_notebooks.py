@@ -256,6 +256,22 @@ def runs_clean_then_fails_with_the_stubs(path):
     assert not problems, "\n".join(problems)
 
 
+# Module 4's task-queue lessons load this crate; they run on Redis by default and must run on
+# the embedded broker too (PARCOURS_BROKER=sqlite: a machine without redis-server). The solutions
+# pass only: the stubs pass would check the same cells again.
+QUEUE_LESSONS = [path for path in NOTEBOOKS if ":dep parcours-queue " in path.read_text()]
+
+
+@pytest.mark.parametrize("path", QUEUE_LESSONS, ids=[path.name for path in QUEUE_LESSONS])
+def test_task_queue_lessons_run_clean_on_sqlite_too(path, monkeypatch):
+    monkeypatch.setenv("PARCOURS_BROKER", "sqlite")
+    run = execute(path, modes=["solutions"])
+    assert not run.aborted, run.aborted + "\n" + run.describe(run.failures())
+    failures = run.failures()
+    assert not failures, "cells failed on SQLite:\n" + run.describe(failures)
+    within_memory_budget(path, run)
+
+
 def test_readme_outline_lists_every_notebook_with_its_minutes():
     readme = (REPO / "README.md").read_text()
     for path in NOTEBOOKS:
