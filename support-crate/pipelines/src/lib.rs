@@ -2,7 +2,8 @@
 //!
 //! - [`events`] — the workflow's input: a set of large JSON-lines files of synthetic events,
 //!   one folder per day, generated reproducibly (sized by `PARCOURS_SMALL`).
-//! - [`steps`] — the pipeline's steps: summarise one file, aggregate the summaries, report.
+//! - [`steps`] — the pipeline's steps: summarise one file, aggregate the summaries, report;
+//!   and partition one file by a key (many outputs, made complete by a manifest written last).
 //!   Each writes its output under a temporary name and renames it (a killed step leaves no
 //!   half-written file) and skips work whose output is complete (a re-run is cheap). The
 //!   binary `parcours-pipeline` runs them for Luigi and Airflow.

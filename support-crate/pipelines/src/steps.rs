@@ -7,6 +7,9 @@
 //! - **idempotent**: running it twice gives the same result as once. [`summarize_file`] skips
 //!   an input whose summary is already complete, so a retried or re-run workflow redoes only
 //!   what is missing, and the aggregate counts each input once ([`aggregate`] refuses twice).
+//!
+//! A step with several outputs ([`partition_file`]: one file per kind of event) writes each
+//! atomically, then a manifest: it is complete when its manifest exists.
 
 use std::collections::BTreeMap;
 use std::fs;
@@ -71,11 +74,7 @@ pub fn summarize(path: &Path) -> Result<Summary, PipelineError> {
     take_planted_fault(path)?;
     let text = fs::read(path).map_err(PipelineError::io("reading", path))?;
     let bad = |line: usize, problem: String| PipelineError::BadInput { path: path.to_path_buf(), line, problem };
-    if !text.is_empty() && !text.ends_with(b"\n") {
-        let line = text.iter().filter(|&&b| b == b'\n').count() + 1;
-        return Err(bad(line, "the file ends in the middle of a line (cut short while it was written?)".into()));
-    }
-    let lines: Vec<&[u8]> = text.split(|&b| b == b'\n').filter(|l| !l.is_empty()).collect();
+    let lines = event_lines(path, &text)?;
     let kinds = lines
         .par_iter()
         .enumerate()
@@ -106,6 +105,16 @@ pub fn summarize(path: &Path) -> Result<Summary, PipelineError> {
         bytes: text.len() as u64,
         kinds,
     })
+}
+
+/// The lines of an event file, or the error that names its last line when it was cut short.
+fn event_lines<'a>(path: &Path, text: &'a [u8]) -> Result<Vec<&'a [u8]>, PipelineError> {
+    if !text.is_empty() && !text.ends_with(b"\n") {
+        let line = text.iter().filter(|&&b| b == b'\n').count() + 1;
+        let problem = "the file ends in the middle of a line (cut short while it was written?)".into();
+        return Err(PipelineError::BadInput { path: path.to_path_buf(), line, problem });
+    }
+    Ok(text.split(|&b| b == b'\n').filter(|l| !l.is_empty()).collect())
 }
 
 fn first_bad_line(path: &Path, lines: &[&[u8]]) -> PipelineError {
@@ -169,6 +178,11 @@ pub fn summarize_file(input: &Path, output: &Path) -> Result<Outcome, PipelineEr
 /// # Errors
 /// When the file is missing or is not a summary.
 pub fn read_summary(path: &Path) -> Result<Summary, PipelineError> {
+    read_json(path)
+}
+
+/// One of the steps' JSON outputs; a file that does not parse is bad input, with its line.
+fn read_json<T: serde::de::DeserializeOwned>(path: &Path) -> Result<T, PipelineError> {
     let text = fs::read_to_string(path).map_err(PipelineError::io("reading", path))?;
     serde_json::from_str(&text).map_err(|e| PipelineError::BadInput { path: path.to_path_buf(), line: e.line(), problem: e.to_string() })
 }
@@ -218,6 +232,109 @@ fn remove_stale_temporaries(path: &Path) {
             let _ = fs::remove_file(entry.path());
         }
     }
+}
+
+/// What the partition step wrote for one input: its manifest, written after every part.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct Partitioned {
+    /// The input, as `day/part-NN.jsonl`.
+    pub input: String,
+    /// Lines written per kind of event, each kind into its own partition folder.
+    pub parts: BTreeMap<String, u64>,
+}
+
+/// Where the partition step writes the events of `kind` from `input`:
+/// `out/kind=buy/2026-11-01_part-03.jsonl` (a folder per value of the key, as Hive, Spark and
+/// polars lay out partitioned data, so that a later step reads one kind without the others).
+pub fn partition_path(out: &Path, kind: &str, input: &Path) -> PathBuf {
+    summary_path(&out.join(format!("kind={kind}")), input).with_extension("jsonl")
+}
+
+/// Where the partition step writes its manifest for `input`: `out/_manifests/<day>_<stem>.json`.
+pub fn manifest_path(out: &Path, input: &Path) -> PathBuf {
+    summary_path(&out.join("_manifests"), input)
+}
+
+/// The partition step: splits `input`'s events by kind into [`partition_path`]s, the lines
+/// unchanged, parsed in parallel.
+///
+/// A step with several outputs cannot rename them all at once. Each part is written
+/// atomically, and the step's manifest ([`manifest_path`]: the parts and their line counts) is
+/// written last: the step is complete exactly when its manifest exists, as Hadoop's `_SUCCESS`
+/// file marks a complete output folder. A re-run skips an input whose manifest and parts are
+/// there; a run killed before its manifest is redone whole, its parts rewritten.
+///
+/// # Errors
+/// As [`summarize`] for a bad line (its file and line); a kind that cannot name a folder; a
+/// part or the manifest not written.
+pub fn partition_file(input: &Path, out: &Path) -> Result<Outcome, PipelineError> {
+    let manifest = manifest_path(out, input);
+    let complete = |m: &Partitioned| {
+        m.input == relative_name(input) && m.parts.keys().all(|kind| partition_path(out, kind, input).is_file())
+    };
+    if read_manifest(&manifest).is_ok_and(|m| complete(&m)) {
+        return Ok(Outcome::Skipped);
+    }
+    let text = fs::read(input).map_err(PipelineError::io("reading", input))?;
+    let lines = event_lines(input, &text)?;
+    // Each thread groups its share of the lines by kind, keeping their order; then the groups
+    // are joined in the file's order. A bad line is looked for again in order, to name the first.
+    let by_kind = lines
+        .par_iter()
+        .enumerate()
+        .try_fold(BTreeMap::<&str, Vec<usize>>::new, |mut kinds, (k, line)| {
+            kinds.entry(partition_key(line).map_err(drop)?).or_default().push(k);
+            Ok(kinds)
+        })
+        .try_reduce(BTreeMap::new, |mut a, b| {
+            for (kind, mut rows) in b {
+                a.entry(kind).or_default().append(&mut rows);
+            }
+            Ok(a)
+        })
+        .map_err(|()| {
+            let (k, problem) =
+                lines.iter().enumerate().find_map(|(k, line)| partition_key(line).err().map(|p| (k, p))).expect("a line failed");
+            PipelineError::BadInput { path: input.to_path_buf(), line: k + 1, problem }
+        })?;
+    by_kind.par_iter().try_for_each(|(kind, rows)| {
+        let part = partition_path(out, kind, input);
+        let dir = part.parent().expect("a partition has a folder");
+        fs::create_dir_all(dir).map_err(PipelineError::io("creating", dir))?;
+        remove_stale_temporaries(&part);
+        let mut bytes = Vec::with_capacity(rows.len() * 64);
+        for &k in rows {
+            bytes.extend_from_slice(lines[k]);
+            bytes.push(b'\n');
+        }
+        write_atomically(&part, &bytes)
+    })?;
+    let written = Partitioned {
+        input: relative_name(input),
+        parts: by_kind.iter().map(|(kind, rows)| ((*kind).to_string(), rows.len() as u64)).collect(),
+    };
+    let dir = manifest.parent().expect("a manifest has a folder");
+    fs::create_dir_all(dir).map_err(PipelineError::io("creating", dir))?;
+    remove_stale_temporaries(&manifest);
+    write_atomically(&manifest, serde_json::to_string_pretty(&written).expect("a manifest serialises").as_bytes())?;
+    Ok(Outcome::Done)
+}
+
+/// The kind of one line, which names its partition's folder, or why it cannot.
+fn partition_key(line: &[u8]) -> Result<&str, String> {
+    let event: Event = serde_json::from_slice(line).map_err(|e| e.to_string())?;
+    if event.kind.is_empty() || !event.kind.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-') {
+        return Err(format!("kind {:?} cannot name a partition folder", event.kind));
+    }
+    Ok(event.kind)
+}
+
+/// A manifest written by [`partition_file`].
+///
+/// # Errors
+/// When the file is missing or is not a manifest.
+pub fn read_manifest(path: &Path) -> Result<Partitioned, PipelineError> {
+    read_json(path)
 }
 
 /// The whole workflow's result: totals per kind and per day, and which inputs made them.
@@ -285,8 +402,7 @@ impl Report {
     /// # Errors
     /// When the file is missing or is not a report.
     pub fn read(path: &Path) -> Result<Self, PipelineError> {
-        let text = fs::read_to_string(path).map_err(PipelineError::io("reading", path))?;
-        serde_json::from_str(&text).map_err(|e| PipelineError::BadInput { path: path.to_path_buf(), line: e.line(), problem: e.to_string() })
+        read_json(path)
     }
 
     /// A table: one row per kind of event.

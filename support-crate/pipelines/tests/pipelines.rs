@@ -103,6 +103,70 @@ fn a_step_killed_at_any_moment_leaves_its_output_whole_or_absent() {
 }
 
 #[test]
+fn a_partition_step_killed_at_any_moment_is_complete_only_with_its_manifest() {
+    let dir = folder("partition");
+    let set = EventSet::generate(dir.join("events"), &EventSpec::new(1, 1, 300_000)).unwrap();
+    let input = &set.paths()[0];
+    let expected = counted(&set);
+    let out = dir.join("partitioned");
+    // Every part on disk is whole: all its lines are of its kind, as many as the input has.
+    let parts_are_whole = || {
+        for (kind, count) in &expected {
+            let Ok(text) = std::fs::read_to_string(steps::partition_path(&out, kind, input)) else { continue };
+            assert_eq!(text.lines().count() as u64, *count, "a half-written part for {kind}");
+            assert!(text.lines().all(|line| line.contains(&format!("\"kind\":\"{kind}\""))), "a line of another kind in {kind}'s part");
+        }
+    };
+    let mut seen_without_manifest = 0;
+    for delay_ms in [2, 5, 10, 20, 40, 80, 160] {
+        let _ = std::fs::remove_dir_all(&out);
+        let mut child = Command::new(PROGRAM).arg("partition").arg(input).arg(&out).spawn().unwrap();
+        std::thread::sleep(Duration::from_millis(delay_ms));
+        let _ = child.kill();
+        let _ = child.wait();
+        parts_are_whole();
+        match steps::read_manifest(&steps::manifest_path(&out, input)) {
+            Ok(manifest) => {
+                assert_eq!(manifest.parts, expected);
+                let missing: Vec<_> = expected.keys().filter(|kind| !steps::partition_path(&out, kind, input).is_file()).collect();
+                assert!(missing.is_empty(), "a manifest written before its parts {missing:?}");
+            }
+            Err(_) => seen_without_manifest += 1,
+        }
+    }
+    assert!(seen_without_manifest > 0, "no kill landed before the step finished: the test proved nothing");
+    // A re-run completes what the last kill left, then skips; no temporary file is left.
+    let _ = std::fs::remove_file(steps::manifest_path(&out, input));
+    assert_eq!(steps::partition_file(input, &out).unwrap(), Outcome::Done);
+    assert_eq!(steps::partition_file(input, &out).unwrap(), Outcome::Skipped);
+    parts_are_whole();
+    assert_eq!(steps::read_manifest(&steps::manifest_path(&out, input)).unwrap().parts, expected);
+    let folders: Vec<String> = std::fs::read_dir(&out).unwrap().flatten().map(|e| e.file_name().to_string_lossy().into_owned()).collect();
+    assert_eq!(folders.len(), expected.len() + 1, "a folder per kind and the manifests: {folders:?}");
+    for folder in std::fs::read_dir(&out).unwrap().flatten() {
+        let left: Vec<_> = std::fs::read_dir(folder.path()).unwrap().flatten().filter(|e| e.file_name().to_string_lossy().contains(".tmp-")).collect();
+        assert!(left.is_empty(), "temporary files left: {left:?}");
+    }
+    // A lost part makes the input incomplete again, though its manifest is there.
+    let (kind, _) = expected.iter().next().unwrap();
+    std::fs::remove_file(steps::partition_path(&out, kind, input)).unwrap();
+    assert_eq!(steps::partition_file(input, &out).unwrap(), Outcome::Done);
+    // A bad line is named by file and line, and no manifest says the input is done.
+    steps::cut_short(input).unwrap();
+    let bad_out = dir.join("bad");
+    let output = Command::new(PROGRAM).arg("partition").arg(input).arg(&bad_out).output().unwrap();
+    assert_eq!(output.status.code(), Some(1));
+    let message = String::from_utf8_lossy(&output.stderr);
+    assert!(message.contains(&format!("{}:300000:", input.display())), "{message}");
+    assert!(!steps::manifest_path(&bad_out, input).exists());
+    // A kind that would name a folder elsewhere is refused.
+    std::fs::write(input, "{\"ts\":\"2026-11-01T00:00:00\",\"user\":1,\"kind\":\"view\",\"amount\":0.0}\n\
+                           {\"ts\":\"2026-11-01T00:00:01\",\"user\":1,\"kind\":\"../../x\",\"amount\":0.0}\n").unwrap();
+    let error = steps::partition_file(input, &bad_out).unwrap_err().to_string();
+    assert!(error.starts_with(&format!("{}:2: kind \"../../x\"", input.display())), "{error}");
+}
+
+#[test]
 fn a_bad_file_fails_with_its_name_and_line_and_a_planted_fault_fails_once() {
     let dir = folder("bad");
     let set = EventSet::generate(dir.join("events"), &EventSpec::new(1, 2, 1_000)).unwrap();

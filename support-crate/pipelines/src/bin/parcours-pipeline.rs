@@ -3,6 +3,7 @@
 //! ```text
 //! parcours-pipeline generate DIR [DAYS FILES_PER_DAY ROWS_PER_FILE]
 //! parcours-pipeline summarize INPUT OUTPUT
+//! parcours-pipeline partition INPUT OUT_DIR
 //! parcours-pipeline aggregate SUMMARIES_DIR OUTPUT
 //! ```
 //!
@@ -18,6 +19,7 @@ use parcours_pipelines::steps::{self, Outcome};
 
 const USAGE: &str = "usage: parcours-pipeline generate DIR [DAYS FILES_PER_DAY ROWS_PER_FILE]
        parcours-pipeline summarize INPUT OUTPUT
+       parcours-pipeline partition INPUT OUT_DIR
        parcours-pipeline aggregate SUMMARIES_DIR OUTPUT";
 
 fn main() -> ExitCode {
@@ -34,6 +36,10 @@ fn main() -> ExitCode {
         ["summarize", input, output] => steps::summarize_file(Path::new(input), Path::new(output)).map(|outcome| match outcome {
             Outcome::Done => format!("done: {output}"),
             Outcome::Skipped => format!("skipped: {output} is complete"),
+        }),
+        ["partition", input, out] => steps::partition_file(Path::new(input), Path::new(out)).map(|outcome| match outcome {
+            Outcome::Done => format!("done: {}", steps::manifest_path(Path::new(out), Path::new(input)).display()),
+            Outcome::Skipped => format!("skipped: {input} is partitioned"),
         }),
         ["aggregate", summaries, output] => steps::aggregate_folder(Path::new(summaries), Path::new(output))
             .map(|report| format!("done: {} events from {} files into {output}", report.rows, report.inputs.len())),
