@@ -94,21 +94,34 @@ pub fn observe_memory<R>(work: impl FnOnce() -> R) -> Result<(R, MemoryUse), Mem
 /// Runs the student's `work`, prints its peak memory and checks that it raised the
 /// process's resident memory by at most `limit` bytes.
 ///
+/// A reading over the limit is taken again once, and the lower one judged: threads and the
+/// allocator make one reading vary (notebook 44's streamed answer read 35 MiB in most runs and
+/// 49 MiB in one), while an answer that holds the data reads high every time.
+///
 /// # Panics
-/// When it went over, or when memory cannot be observed here.
+/// When it went over twice, or when memory cannot be observed here.
 #[track_caller]
-pub fn check_memory_below<R>(what: &str, limit: u64, work: impl FnOnce() -> R) -> R {
-    let (result, used) = observe_memory(work).unwrap_or_else(|error| panic!("{error}"));
+pub fn check_memory_below<R>(what: &str, limit: u64, work: impl Fn() -> R) -> R {
+    let observe = || observe_memory(&work).unwrap_or_else(|error| panic!("{error}"));
+    let (mut result, mut used) = observe();
+    let mut readings = String::new();
+    if used.growth() > limit {
+        readings = format!("; a first run read {:.1} MiB", used.growth() as f64 / 1048576.0);
+        let (again, used_again) = observe();
+        if used_again.growth() < used.growth() {
+            (result, used) = (again, used_again);
+        }
+    }
     let below = used.growth() <= limit;
     super::check_that(
         &if below {
-            format!("{what} ({used})")
+            format!("{what} ({used}{readings})")
         } else {
             what.to_string()
         },
         below,
         &format!(
-            "{used}, over the {:.1} MiB allowed: stream the data, or work chunk by chunk",
+            "{used}, over the {:.1} MiB allowed, twice: stream the data, or work chunk by chunk",
             limit as f64 / 1048576.0
         ),
     );
