@@ -271,15 +271,15 @@ def cells_profile(lock):
     engines' crates `-O1`: they are most of a cold set-up's compile time (polars about 14 min
     and DataFusion with Ballista about 25 on 2 cores at -O2), and a notebook's small tables do
     not need the last -O2 gains (docs/kernel.md, "Build slots"). A cell's own crate (`ctx`)
-    is one codegen unit: as fast for a cell, and linked from one object file. Also read by
-    tests/kernel_only_crates.py, which tests crates against the kernel's build."""
+    keeps evcxr's 16 codegen units: with one, a cell declaring a variable took 0.54-0.69 s
+    against 0.37-0.45 s. Also read by tests/kernel_only_crates.py, which tests crates against
+    the kernel's build."""
     engines = sorted(name for name in (locked_versions(lock) if lock else {}) if ENGINE.match(name))
     return ("[profile.dev]\nopt-level = 2\ndebug = false\nstrip = \"debuginfo\"\nrpath = true\n"
             "lto = false\ndebug-assertions = true\ncodegen-units = 16\npanic = \"unwind\"\n"
             "incremental = true\noverflow-checks = true\n"
             # SQLite's C source (Module 4's task queues) compiles 3x faster at -O1 than -O3.
             "\n[profile.dev.package.libsqlite3-sys]\nopt-level = 1\n"
-            "\n[profile.dev.package.ctx]\ncodegen-units = 1\n"
             + "".join(f'\n[profile.dev.package."{name}"]\nopt-level = 1\n' for name in engines))
 
 
