@@ -95,8 +95,8 @@ pub fn observe_memory<R>(work: impl FnOnce() -> R) -> Result<(R, MemoryUse), Mem
 /// process's resident memory by at most `limit` bytes.
 ///
 /// A reading over the limit is taken again once, and the lower one judged: threads and the
-/// allocator make one reading vary (notebook 44's streamed answer read 35 MiB in most runs and
-/// 49 MiB in one), while an answer that holds the data reads high every time.
+/// allocator make one reading vary (notebook 44's streamed answer read 35 to 49 MiB from run to
+/// run), while an answer that holds the data reads high every time.
 ///
 /// # Panics
 /// When it went over twice, or when memory cannot be observed here.
