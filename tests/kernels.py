@@ -9,7 +9,7 @@ from pathlib import Path
 from jupyter_client.kernelspec import KernelSpecManager
 from jupyter_client.manager import KernelManager
 
-from nbrun import ANSI, KERNEL, PANIC_MARKER, PANIC_MIME, STARTUP_TIMEOUT
+from nbrun import ANSI, KERNEL, PANIC_MARKER, PANIC_MIME, STARTUP_TIMEOUT, wait_until_ready
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "kernel"))
 from paths import parcours_home  # noqa: E402
@@ -58,7 +58,8 @@ class Kernel:
         self.client = self.manager.client()
         self.client.start_channels()
         try:
-            self.client.wait_for_ready(timeout=STARTUP_TIMEOUT)
+            wait_until_ready(lambda: self.client.wait_for_ready(timeout=STARTUP_TIMEOUT),
+                             self.manager.provisioner.pid)
         except Exception:
             self.stop()
             raise

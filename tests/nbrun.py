@@ -70,8 +70,10 @@ from paths import KERNEL, use_this_clones_kernel  # noqa: E402
 ROLES = ("exercise", "solution", "check")
 PANIC_MIME = "application/vnd.parcours.panic+json"
 PANIC_MARKER = "This cell panicked"
-# First start of a kernel on a cold machine compiles the support crate inside it.
-STARTUP_TIMEOUT = 1800
+# The runner starts kernels after `./course setup` has warmed the build slots (a new slot is
+# seeded from a built one in seconds): a kernel still not ready after this has hung, and the
+# run says so rather than wait. (kernel/warm.py, which compiles on a cold machine, waits longer.)
+STARTUP_TIMEOUT = 600
 CELL_TIMEOUT_SMALL = 300
 CELL_TIMEOUT_FULL = 1800
 ANSI = re.compile(r"\x1b\[[0-9;]*m")
@@ -187,15 +189,7 @@ class MemoryPeak:
         return total
 
     def parts(self):
-        children = {}
-        for entry in os.scandir("/proc"):
-            if entry.name.isdigit():
-                try:
-                    with open(f"/proc/{entry.name}/stat") as stat:
-                        parent = int(stat.read().rsplit(")", 1)[1].split()[1])
-                except (OSError, IndexError, ValueError):
-                    continue
-                children.setdefault(parent, []).append(int(entry.name))
+        children = process_children()
         parts, stack, names, programs = {}, [(self.root, None)], {}, {}
         while stack:
             pid, parent = stack.pop()
@@ -220,6 +214,59 @@ class MemoryPeak:
             except (OSError, StopIteration, ValueError):
                 pass  # gone meanwhile, or a zombie
         return parts
+
+
+def process_children():
+    """{pid: [its children's pids]} for every process now."""
+    children = {}
+    for entry in os.scandir("/proc"):
+        if entry.name.isdigit():
+            try:
+                with open(f"/proc/{entry.name}/stat") as stat:
+                    parent = int(stat.read().rsplit(")", 1)[1].split()[1])
+            except (OSError, IndexError, ValueError):
+                continue
+            children.setdefault(parent, []).append(int(entry.name))
+    return children
+
+
+def process_tree(root):
+    """One line per process under `root`, itself included: its pid, state, the kernel function
+    it sleeps in, and its command line."""
+    children, lines, stack = process_children(), [], [(root, 0)]
+    while stack:
+        pid, depth = stack.pop()
+        stack.extend((child, depth + 1) for child in children.get(pid, []))
+        try:
+            with open(f"/proc/{pid}/stat") as stat:
+                state = stat.read().rsplit(")", 1)[1].split()[0]
+            with open(f"/proc/{pid}/wchan") as wchan:
+                waits_in = wchan.read().strip() or "-"
+            with open(f"/proc/{pid}/cmdline", "rb") as cmdline:
+                command = cmdline.read().replace(b"\0", b" ").decode(errors="replace").strip()
+        except OSError:
+            continue
+        lines.append(f"{'  ' * depth}{pid} {state} {waits_in}: {command[:300]}")
+    return "\n".join(lines)
+
+
+def wait_until_ready(wait, pid):
+    """Calls `wait()`, which waits for a kernel to answer (for at most STARTUP_TIMEOUT). If it
+    fails, the error says what the kernel's processes were doing just before: a kernel that
+    hangs while it starts (a lock, a build) is then found from the log alone."""
+    seen = {}
+    due = threading.Timer(max(STARTUP_TIMEOUT - 5, 1),
+                          lambda: seen.setdefault("tree", process_tree(pid)))
+    due.daemon = True
+    due.start()
+    try:
+        return wait()
+    except Exception as error:
+        raise RuntimeError(
+            f"the course kernel was not ready after {STARTUP_TIMEOUT} s ({error}); its "
+            f"processes then:\n{seen.get('tree') or process_tree(pid) or '(none left)'}") from error
+    finally:
+        due.cancel()
 
 
 def memory_budget(nb):
@@ -401,6 +448,9 @@ def execute(path, mode="solutions", passes=1, kernel=KERNEL, on_cell=None, canar
     # The canary runs as a cell of the notebook (nbclient stores outputs by index).
     nb.cells.append(nbformat.v4.new_code_cell(CANARY))
     canary_index = len(nb.cells) - 1
+    client.km = client.create_kernel_manager()
+    client.start_new_kernel()
+    wait_until_ready(client.start_new_kernel_client, client.km.provisioner.pid)
     with client.setup_kernel():
         runner = Runner(client)
         memory = MemoryPeak(client.km.provisioner.pid)

@@ -1,11 +1,14 @@
 """The notebook runner itself: a hung cell costs one limit, and failures are seen every time."""
 
+import json
 import re
 import time
 from pathlib import Path
 
 import nbformat
+import pytest
 
+import nbrun
 from conftest import REPO
 from nbrun import COURSE_TYPES, KERNEL, WrongAnswer, execute, refused
 
@@ -64,6 +67,25 @@ def test_a_deadlocked_cell_fails_the_notebook_within_its_limit(tmp_path):
     while evcxr_processes() - already and time.monotonic() < deadline:
         time.sleep(0.2)
     assert not evcxr_processes() - already, "the hung kernel was left running"
+
+
+def test_a_kernel_that_never_answers_fails_at_its_limit_naming_what_it_waited_on(
+        tmp_path, monkeypatch):
+    # A kernel stuck while it starts (on a lock, say) would hold a run for the whole start-up
+    # limit; the error must then show the kernel's processes, so the log alone tells why.
+    spec = tmp_path / "kernels" / "stuck"
+    spec.mkdir(parents=True)
+    (spec / "kernel.json").write_text(json.dumps(
+        {"argv": ["sleep", "123"], "display_name": "stuck", "language": "rust"}))
+    monkeypatch.setenv("JUPYTER_PATH", str(tmp_path))
+    monkeypatch.setattr(nbrun, "STARTUP_TIMEOUT", 8)
+    path = notebook(tmp_path, ["1 + 1"])
+    started = time.monotonic()
+    with pytest.raises(RuntimeError) as error:
+        execute(path, kernel="stuck")
+    assert time.monotonic() - started < 8 + 30
+    assert "not ready after 8 s" in str(error.value)
+    assert re.search(r"^\d+ S \S+: sleep 123$", str(error.value), re.MULTILINE), str(error.value)
 
 
 # Each cell with whether it must fail. The failing ones are the cases that reading the output
