@@ -1045,10 +1045,16 @@ print(json.dumps({"last_id": -1 if run is None else run[0], "run_id": run[1] if 
 /// process dies: `PR_SET_PDEATHSIG` kills the components themselves, but not what they forked
 /// (the executor's workers, the tasks), which would outlive a kernel that was killed.
 fn watchdog(components: &[(String, Child)]) -> Result<Child, PipelineError> {
-    let groups: Vec<String> = components.iter().map(|(_, child)| format!("-{}", child.id())).collect();
+    let groups: Vec<u32> = components.iter().map(|(_, child)| child.id()).collect();
+    watch(std::process::id(), &groups)
+}
+
+/// Starts `sh`, which kills process groups `groups` once process `owner` is gone.
+fn watch(owner: u32, groups: &[u32]) -> Result<Child, PipelineError> {
+    // `kill -KILL -PGID`: Debian's sh (dash) refuses `kill -KILL -- -PGID` and kills nothing.
+    let groups: Vec<String> = groups.iter().map(|group| format!("-{group}")).collect();
     let script = format!(
-        "while kill -0 {kernel} 2>/dev/null; do sleep 1; done; kill -KILL -- {groups} 2>/dev/null",
-        kernel = std::process::id(),
+        "while kill -0 {owner} 2>/dev/null; do sleep 1; done; kill -KILL {groups} 2>/dev/null",
         groups = groups.join(" ")
     );
     Command::new("sh")
@@ -1100,4 +1106,42 @@ fn encode(text: &str) -> String {
 fn tail(text: &str, lines: usize) -> String {
     let all: Vec<&str> = text.lines().collect();
     all[all.len().saturating_sub(lines)..].join("\n")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn alive(pid: u32) -> bool {
+        // A zombie is gone for this purpose: it runs nothing.
+        fs::read_to_string(format!("/proc/{pid}/stat"))
+            .is_ok_and(|stat| stat.rsplit(')').next().and_then(|rest| rest.split_whitespace().next()) != Some("Z"))
+    }
+
+    #[test]
+    fn the_watchdog_kills_every_process_of_the_groups_once_their_owner_dies() {
+        let mut owner = Command::new("sleep").arg("300").spawn().unwrap();
+        // A group leader that forks a member, as the scheduler forks its executor's workers.
+        let mut leader = Command::new("sh")
+            .args(["-c", "sleep 300 & echo $!; wait"])
+            .stdout(Stdio::piped())
+            .process_group(0)
+            .spawn()
+            .unwrap();
+        let mut line = String::new();
+        std::io::BufRead::read_line(&mut std::io::BufReader::new(leader.stdout.take().unwrap()), &mut line).unwrap();
+        let member: u32 = line.trim().parse().unwrap();
+        let mut watchdog = watch(owner.id(), &[leader.id()]).unwrap();
+        std::thread::sleep(Duration::from_millis(1500));
+        assert!(alive(leader.id()) && alive(member), "the watchdog killed the group while its owner lived");
+        owner.kill().unwrap();
+        owner.wait().unwrap();
+        let started = std::time::Instant::now();
+        while alive(member) && started.elapsed() < Duration::from_secs(10) {
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        let _ = leader.wait();
+        assert!(!alive(member), "a member of the group outlived its owner by 10 s");
+        assert!(watchdog.wait().unwrap().success(), "the watchdog's kill failed");
+    }
 }
