@@ -198,6 +198,19 @@ def test_slots_of_a_deleted_clone_are_removed(tmp_path):
     assert not stale.exists()
 
 
+def test_a_rebuild_empties_the_other_free_slots_so_they_seed_again(tmp_path, monkeypatch):
+    import fcntl
+    import launch
+    import warm
+    monkeypatch.setattr(launch, "SLOTS", tmp_path)
+    for number in range(3):
+        (tmp_path / f"slot-{number}" / "build" / "target").mkdir(parents=True)
+    with open(tmp_path / "slot-2.lock", "w") as held:  # a kernel runs in slot 2
+        fcntl.flock(held, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        warm.empty_other_free_slots()
+    assert [n for n in range(3) if (tmp_path / f"slot-{n}" / "build").is_dir()] == [0, 2]
+
+
 def alive(pid):
     """Whether a process runs (a zombie, dead but not yet reaped, does not count)."""
     try:
