@@ -197,18 +197,15 @@ def shared_scratch_groups():
 
 
 def notebook_runs(paths):
-    """The notebooks as test runs, the last modules' first: they run longest (servers, data
-    engines: 3-6 min against 1-2), and `./course test` runs two at a time (pytest-xdist), so
-    that the run ends on short ones rather than one worker waiting for a long one. Notebooks
-    that write the same scratch folder are one run, one after the other, so that two
-    workers never run them at once, writing each other's files. (xdist's own `xdist_group`
-    does not group under pytest 9, which no longer reads the node id xdist rewrites.)"""
+    """The notebooks as test runs, in the course's order. Notebooks that write the same scratch
+    folder are one run, one after the other, so that `./course test`, which runs two
+    notebooks at a time (pytest-xdist), never runs them at once, writing each other's files. (xdist's own `xdist_group` does not
+    group under pytest 9, which no longer reads the node id xdist rewrites.)"""
     groups = shared_scratch_groups()
     runs = {}
-    for path in sorted(paths, reverse=True):
+    for path in paths:
         runs.setdefault(groups.get(path, path), []).append(path)
-    return [pytest.param(sorted(run), id="+".join(path.name for path in sorted(run)))
-            for run in runs.values()]
+    return [pytest.param(run, id="+".join(path.name for path in run)) for run in runs.values()]
 
 
 def test_notebooks_that_share_a_scratch_folder_run_one_after_the_other():
