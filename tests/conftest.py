@@ -17,8 +17,8 @@ NOTEBOOKS = sorted((REPO / "notebooks").glob("[0-9][0-9]-*.ipynb"))
 
 # A hung test must not stall the whole run (CI stops at 90 minutes): past this limit,
 # pytest-timeout fails it, printing every thread's stack, and the run goes on. The slowest
-# test (notebook 45's two passes) takes about 6 min on 2 cores. A test may set its own with
-# @pytest.mark.timeout(SECONDS).
+# test (notebooks 51 and 52, one after the other) takes about 7 min on 2 cores. A test may set
+# its own with @pytest.mark.timeout(SECONDS).
 TEST_TIMEOUT = 900
 
 

@@ -263,8 +263,8 @@ def wait_until_ready(wait, pid):
         return wait()
     except Exception as error:
         raise RuntimeError(
-            f"the course kernel was not ready after {STARTUP_TIMEOUT} s ({error}); its "
-            f"processes then:\n{seen.get('tree') or process_tree(pid) or '(none left)'}") from error
+            f"the course kernel did not get ready ({error}; its limit: {STARTUP_TIMEOUT} s); "
+            f"its processes then:\n{seen.get('tree') or process_tree(pid) or '(none left)'}") from error
     finally:
         due.cancel()
 
