@@ -1,5 +1,6 @@
 """The course kernel itself: one runtime across cells, panics, several kernels, a broken crate."""
 
+import fcntl
 import os
 import re
 import signal
@@ -13,6 +14,8 @@ from jupyter_client.kernelspec import KernelSpecManager
 
 from conftest import REPO
 from kernels import EVCXR, HOME, Kernel, kernelspec_like_course
+import launch
+import warm
 from paths import locked_versions, parcours_home
 
 THREADS = (
@@ -199,9 +202,6 @@ def test_slots_of_a_deleted_clone_are_removed(tmp_path):
 
 
 def test_a_rebuild_empties_the_other_free_slots_so_they_seed_again(tmp_path, monkeypatch):
-    import fcntl
-    import launch
-    import warm
     monkeypatch.setattr(launch, "SLOTS", tmp_path)
     for number in range(3):
         (tmp_path / f"slot-{number}" / "build" / "target").mkdir(parents=True)
