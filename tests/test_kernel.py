@@ -386,7 +386,6 @@ def test_notebooks_of_different_modules_in_turn_compile_nothing_again(tmp_path):
     queues once depended on Module 2's crate) is compiled again in the first cell of every
     notebook that follows one of the other module: minutes, and 0.5 GiB more (docs/architecture.md)."""
     import json
-    import launch
     from kernel_only_crates import copy_of_the_kernels_build, host_triple
     from warm import MODULE_DEP, module_configurations
 
